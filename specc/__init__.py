@@ -1,0 +1,12 @@
+"""specc: a declarative model-spec compiler for convolutional networks.
+
+    import specc
+    net = specc.load("specs/lenet.cnn")
+    net.output_shape, net.param_count, net.macs
+    module = net.build()      # torch is imported only here
+"""
+from .errors import SpecError
+from .network import Network, load, loads
+
+__all__ = ["Network", "SpecError", "load", "loads"]
+__version__ = "0.1.0"

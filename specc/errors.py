@@ -1,0 +1,97 @@
+"""Diagnostics: SpecError and its compiler-style rendering.
+
+Every phase raises SpecError with a Span taken from the parser, so a user
+always sees `file:line:col: error: ...`, the source line and a caret.
+"""
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Span:
+    """A region of source text; lines and columns are 1-based, end exclusive."""
+
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+
+    def cover(self, other: "Span | None") -> "Span":
+        if other is None:
+            return self
+        start = min((self.line, self.column), (other.line, other.column))
+        end = max((self.end_line, self.end_column), (other.end_line, other.end_column))
+        return Span(start[0], start[1], end[0], end[1])
+
+
+class SpecError(Exception):
+    """A located mistake in a spec. str(err) is the rendered diagnostic."""
+
+    def __init__(self, message: str, span: Span | None = None, *, hint: str | None = None,
+                 path: str | None = None, source: str | None = None,
+                 notes: tuple[str, ...] = ()):
+        super().__init__(message)
+        self.message = message
+        self.span = span
+        self.hint = hint
+        self.path = path
+        self.source = source
+        self.notes = tuple(notes)
+
+    @property
+    def line(self) -> int | None:
+        return self.span.line if self.span else None
+
+    @property
+    def column(self) -> int | None:
+        return self.span.column if self.span else None
+
+    def located(self, path: str, source: str) -> "SpecError":
+        """Fill in the file this error belongs to, unless an inner phase already did."""
+        if self.path is None:
+            self.path, self.source = path, source
+        return self
+
+    def with_note(self, note: str) -> "SpecError":
+        self.notes = self.notes + (note,)
+        return self
+
+    def __str__(self) -> str:
+        return render(self)
+
+
+def render(err: SpecError) -> str:
+    where = err.path or "<spec>"
+    if err.span:
+        where += f":{err.span.line}:{err.span.column}"
+    lines = [f"{where}: error: {err.message}"]
+    lines += _excerpt(err.source, err.span)
+    lines += [f"note: {note}" for note in err.notes]
+    if err.hint:
+        lines.append(f"hint: {err.hint}")
+    return "\n".join(lines)
+
+
+def _excerpt(source: str | None, span: Span | None) -> list[str]:
+    if not source or not span:
+        return []
+    text_lines = source.splitlines()
+    if not 1 <= span.line <= len(text_lines):
+        return []
+    text = text_lines[span.line - 1].expandtabs(1)
+    end = span.end_column if span.end_line == span.line else len(text) + 1
+    width = max(1, min(end, len(text) + 1) - span.column)
+    gutter = f"{span.line:>5} | "
+    return [gutter + text, " " * (len(gutter) - 2) + "| " + " " * (span.column - 1) + "^" * width]
+
+
+def did_you_mean(word: str, candidates) -> str | None:
+    """A hint naming the closest known word, or None when nothing is close."""
+    close = difflib.get_close_matches(word, sorted(set(candidates)), n=1, cutoff=0.6)
+    return f"did you mean '{close[0]}'?" if close else None
+
+
+def shape_str(shape: tuple[int, ...]) -> str:
+    return "x".join(str(d) for d in shape)

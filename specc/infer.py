@@ -1,0 +1,116 @@
+"""Infer phase: push the input shape through the expanded tree.
+
+Computes each layer's output shape, parameters, buffers and multiply-adds
+with the registry's rules, checks `: SHAPE` annotations and branch merges,
+and turns LayerErrors into SpecErrors located at the layer that caused them.
+No torch here: this is what `specc check` runs.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import SpecError, shape_str
+from .expand import CheckNode, LayerNode, MergeNode, SeqNode
+from .layers import LayerError, numel
+
+RANK_NAMES = {1: "flat", 3: "spatial"}
+
+
+@dataclass(frozen=True)
+class LayerRow:
+    """One row of a summary: a layer, or the merge point of concat/add."""
+
+    path: str
+    op: str  # as written in the spec
+    kind: str
+    output_shape: tuple[int, ...]
+    params: int
+    buffers: int
+    macs: int
+    line: int
+
+    @property
+    def activations(self) -> int:
+        """Values this layer outputs per sample."""
+        return numel(self.output_shape)
+
+
+class Inferer:
+    def __init__(self):
+        self.rows: list[LayerRow] = []
+        self.producer: str | None = None  # what made the current shape, for hints
+
+    def seq(self, seq: SeqNode, shape: tuple, prefix: str) -> tuple:
+        for item in seq.items:
+            path = f"{prefix}{item.name}"
+            if isinstance(item, LayerNode):
+                shape = self.layer(item, shape, path)
+            elif isinstance(item, SeqNode):
+                shape = self.seq(item, shape, path + ".")
+            elif isinstance(item, MergeNode):
+                shape = self.merge(item, shape, path)
+            else:
+                self.check(item, shape)
+        return shape
+
+    def layer(self, node: LayerNode, shape: tuple, path: str) -> tuple:
+        kind = node.kind
+        node.in_shape = shape
+        try:
+            self._require_rank(kind.name, kind.input, shape)
+            out = kind.shape(node.args, shape)
+        except LayerError as exc:
+            span = node.arg_spans.get(exc.arg, node.span) if exc.arg else node.span
+            hint = exc.hint or self._origin(shape)
+            message = exc.message if exc.message.startswith(kind.name) else f"{kind.name} {exc.message}"
+            raise SpecError(message, span, hint=hint, notes=node.calls) from None
+        node.out_shape = tuple(out)
+        cost = kind.cost(node.args, shape, node.out_shape)
+        self.rows.append(LayerRow(path, node.text, kind.name, node.out_shape, cost.params, cost.buffers,
+                                  cost.macs, node.span.line))
+        self.producer = f"{node.text} at line {node.span.line}"
+        return out  # keep Shape's memory of a flatten for the next layer's messages
+
+    def _require_rank(self, name: str, needed: str, shape: tuple) -> None:
+        if needed == "spatial" and len(shape) != 3:
+            raise LayerError(f"{name} needs a CxHxW input but gets the flat shape {shape_str(shape)}",
+                             hint=f"{name} cannot follow flatten or fc; move the flatten after it")
+        if needed == "flat" and len(shape) != 1:
+            raise LayerError(f"{name} needs a flat input but gets {shape_str(shape)}",
+                             hint=f"insert '-> flatten' before {name} (PyTorch's nn.Linear would silently "
+                                  f"apply to the last axis only)")
+
+    def merge(self, node: MergeNode, shape: tuple, path: str) -> tuple:
+        outs = [self.seq(branch, shape, f"{path}.{branch.name}.") for branch in node.branches]
+        shown = ", ".join(f"branch {i} gives {shape_str(s)}" for i, s in enumerate(outs, 1))
+        if len({len(s) for s in outs}) > 1:
+            raise SpecError(f"{node.mode} branches differ in rank: {shown}", node.span, notes=node.calls)
+        if node.mode == "add":
+            if len(set(map(tuple, outs))) > 1:
+                raise SpecError(f"add needs equal shapes but {shown}", node.span, notes=node.calls,
+                                hint="a projection branch (conv 1x1 with the stride) can match a shortcut")
+            out = tuple(outs[0])
+        else:
+            if len({tuple(s[1:]) for s in outs}) > 1:
+                raise SpecError(f"concat needs equal height x width but {shown}", node.span, notes=node.calls)
+            out = (sum(s[0] for s in outs), *outs[0][1:])
+        node.out_shape = out
+        self.rows.append(LayerRow(path, node.mode, node.mode, out, 0, 0, 0, node.span.line))
+        self.producer = f"{node.mode}(...) at line {node.span.line}"
+        return out
+
+    def check(self, node: CheckNode, shape: tuple) -> None:
+        if tuple(node.dims) != tuple(shape):
+            raise SpecError(f"shape annotation says {shape_str(node.dims)} but the shape here is "
+                            f"{shape_str(shape)}", node.span, hint=self._origin(shape))
+
+    def _origin(self, shape: tuple) -> str:
+        if self.producer is None:
+            return f"the input is {shape_str(shape)}, from the 'input' line"
+        return f"the input {shape_str(shape)} comes from {self.producer}"
+
+
+def infer(root: SeqNode, input_shape: tuple[int, ...]) -> tuple[tuple[int, ...], list[LayerRow]]:
+    inferer = Inferer()
+    out = inferer.seq(root, tuple(input_shape), "")
+    return tuple(out), inferer.rows

@@ -1,0 +1,282 @@
+"""The layer registry: one entry per layer kind.
+
+An entry holds everything specc knows about a kind: its arguments (with
+defaults equal to PyTorch's), its shape rule, its cost (parameters, buffers,
+multiply-accumulates) and its torch constructor. Adding a layer kind means
+adding one `register(...)` call here and nothing else.
+
+Shapes are per sample: (C, H, W) for images, (F,) for flat features. Shape
+rules copy PyTorch's own arithmetic (ATen's conv and pooling shape checks),
+because PyTorch is the oracle the tests compare against. Nothing here imports
+torch: constructors receive `torch.nn` as an argument.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from .errors import shape_str
+
+REQUIRED = object()
+
+
+class LayerError(Exception):
+    """A shape or argument mistake, located later by infer.py at the layer (or `arg`)."""
+
+    def __init__(self, message: str, *, arg: str | None = None, hint: str | None = None):
+        super().__init__(message)
+        self.message, self.arg, self.hint = message, arg, hint
+
+
+class Shape(tuple):
+    """A per-sample shape; `unflattened` remembers what a flatten flattened, for messages."""
+
+    unflattened: tuple[int, ...] | None = None
+
+    @classmethod
+    def flat(cls, features: int, unflattened: tuple[int, ...]) -> "Shape":
+        shape = cls((features,))
+        shape.unflattened = unflattened
+        return shape
+
+
+class Args(dict):
+    """Resolved argument values of one layer; `a.stride` reads `a["stride"]`."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+@dataclass(frozen=True)
+class Arg:
+    """One argument of a layer kind. `kind` is int, pair (int or HxW), float or bool."""
+
+    name: str
+    kind: str
+    default: Any = REQUIRED
+    minimum: float | None = None  # smallest allowed value (for pairs: of each side)
+    below: float | None = None  # exclusive upper bound, for probabilities
+
+
+@dataclass(frozen=True)
+class Cost:
+    params: int = 0
+    buffers: int = 0
+    macs: int = 0
+
+
+@dataclass(frozen=True)
+class LayerKind:
+    name: str
+    summary: str
+    build: Callable[[Any, Args, tuple], Any]  # (torch.nn, args, input shape) -> nn.Module
+    args: tuple[Arg, ...] = ()
+    main: str | None = None  # the argument a bare value sets (`conv 3x3 64`: channels)
+    dims: str | None = None  # the argument a bare KxK sets
+    flags: tuple[str, ...] = ()  # bare words that set a bool argument to true (`ceil`)
+    input: str = "any"  # "spatial" (CxHxW), "flat" (F) or "any"
+    shape: Callable[[Args, tuple], tuple] = lambda a, s: tuple(s)
+    cost: Callable[[Args, tuple, tuple], Cost] = lambda a, s, out: Cost()
+    aliases: tuple[str, ...] = ()
+
+    def arg(self, name: str) -> Arg | None:
+        return next((a for a in self.args if a.name == name), None)
+
+
+REGISTRY: dict[str, LayerKind] = {}
+
+
+def register(kind: LayerKind) -> LayerKind:
+    for name in (kind.name, *kind.aliases):
+        REGISTRY[name] = kind
+    return kind
+
+
+def numel(shape: tuple[int, ...]) -> int:
+    return math.prod(shape)
+
+
+# --- shape arithmetic shared by conv and pools ------------------------------
+def _conv_extent(size: int, k: int, s: int, p: int, d: int) -> int | None:
+    """One spatial side of Conv2d's output; None when the kernel does not fit."""
+    reach = d * (k - 1) + 1
+    return None if size + 2 * p < reach else (size + 2 * p - reach) // s + 1
+
+
+def _pool_extent(size: int, k: int, s: int, p: int, d: int, ceil: bool) -> int:
+    """ATen's pooling_output_shape: floor or ceil, and a last window must start inside."""
+    out = (size + 2 * p - d * (k - 1) - 1 + (s - 1 if ceil else 0)) // s + 1
+    if ceil and (out - 1) * s >= size + p:
+        out -= 1
+    return out
+
+
+def _expect_in(a: Args, got: int, what: str, shown: str) -> None:
+    if a.get("in") is not None and a["in"] != got:
+        raise LayerError(f"expects {a['in']} {what} (in={a['in']}) but gets {shown}")
+
+
+# --- conv ----------------------------------------------------------------
+def conv_shape(a: Args, s: tuple) -> tuple:
+    c, h, w = s
+    _expect_in(a, c, "input channels", str(c))
+    if c % a.groups:
+        raise LayerError(f"groups={a.groups} does not divide the {c} input channels", arg="groups")
+    if a.channels % a.groups:
+        raise LayerError(f"groups={a.groups} does not divide the {a.channels} output channels", arg="groups")
+    out = [_conv_extent(*side) for side in zip((h, w), a.kernel, a.stride, a.padding, a.dilation)]
+    if None in out:
+        reach = [d * (k - 1) + 1 for k, d in zip(a.kernel, a.dilation)]
+        padded = [x + 2 * p for x, p in zip((h, w), a.padding)]
+        dilated = f" (dilated to {shape_str(reach)})" if list(a.kernel) != reach else ""
+        raise LayerError(f"kernel {shape_str(a.kernel)}{dilated} is larger than the padded input "
+                         f"{shape_str(padded)} (input {h}x{w}, padding {shape_str(a.padding)})", arg="kernel")
+    return (a.channels, out[0], out[1])
+
+
+def conv_cost(a: Args, s: tuple, out: tuple) -> Cost:
+    per_output = (s[0] // a.groups) * a.kernel[0] * a.kernel[1]
+    weights = a.channels * per_output
+    return Cost(params=weights + (a.channels if a.bias else 0), macs=numel(out) * per_output)
+
+
+register(LayerKind(
+    "conv", "2-d convolution: conv KxK CHANNELS [sN] [pN] [dN] [gN] [bias=false]",
+    args=(Arg("channels", "int", minimum=1), Arg("kernel", "pair", minimum=1), Arg("stride", "pair", 1, 1),
+          Arg("padding", "pair", 0, 0), Arg("dilation", "pair", 1, 1), Arg("groups", "int", 1, 1),
+          Arg("bias", "bool", True), Arg("in", "int", None, 1)),
+    main="channels", dims="kernel", input="spatial", shape=conv_shape, cost=conv_cost,
+    build=lambda nn, a, s: nn.Conv2d(s[0], a.channels, a.kernel, a.stride, a.padding, a.dilation,
+                                     a.groups, a.bias)))
+
+
+# --- pools ---------------------------------------------------------------
+def pool_shape(a: Args, s: tuple) -> tuple:
+    c, h, w = s
+    stride = a.stride or a.kernel  # PyTorch: stride defaults to the window
+    dilation = a.get("dilation", (1, 1))
+    for k, p in zip(a.kernel, a.padding):
+        if p > k // 2:
+            raise LayerError(f"padding {p} is more than half the {shape_str(a.kernel)} window; "
+                             f"PyTorch allows at most {k // 2}", arg="padding")
+    out = [_pool_extent(x, k, st, p, d, a.ceil)
+           for x, k, st, p, d in zip((h, w), a.kernel, stride, a.padding, dilation)]
+    if min(out) < 1:
+        raise LayerError(f"window {shape_str(a.kernel)} does not fit the input {h}x{w} "
+                         f"(padding {shape_str(a.padding)}): the output would be {out[0]}x{out[1]}",
+                         arg="kernel")
+    return (c, out[0], out[1])
+
+
+POOL_ARGS = (Arg("kernel", "pair", minimum=1), Arg("stride", "pair", None, 1), Arg("padding", "pair", 0, 0),
+             Arg("ceil", "bool", False))
+
+register(LayerKind(
+    "maxpool", "max pooling: maxpool K [sN] [pN] [dN] [ceil]; stride defaults to the window",
+    args=POOL_ARGS + (Arg("dilation", "pair", 1, 1),), main="kernel", dims="kernel", flags=("ceil",),
+    input="spatial", shape=pool_shape,
+    build=lambda nn, a, s: nn.MaxPool2d(a.kernel, a.stride, a.padding, a.dilation, ceil_mode=a.ceil)))
+
+register(LayerKind(
+    "avgpool", "average pooling: avgpool K [sN] [pN] [ceil]; stride defaults to the window",
+    args=POOL_ARGS + (Arg("count_include_pad", "bool", True),), main="kernel", dims="kernel", flags=("ceil",),
+    input="spatial", shape=pool_shape,
+    build=lambda nn, a, s: nn.AvgPool2d(a.kernel, a.stride, a.padding, a.ceil, a.count_include_pad)))
+
+
+def adaptive_shape(a: Args, s: tuple) -> tuple:
+    return (s[0], *a.size)
+
+
+register(LayerKind(
+    "adaptiveavgpool", "adaptive average pooling to a fixed size: adaptiveavgpool HxW",
+    args=(Arg("size", "pair", minimum=1),), main="size", dims="size", input="spatial", shape=adaptive_shape,
+    build=lambda nn, a, s: nn.AdaptiveAvgPool2d(a.size)))
+
+register(LayerKind(
+    "adaptivemaxpool", "adaptive max pooling to a fixed size: adaptivemaxpool HxW",
+    args=(Arg("size", "pair", minimum=1),), main="size", dims="size", input="spatial", shape=adaptive_shape,
+    build=lambda nn, a, s: nn.AdaptiveMaxPool2d(a.size)))
+
+register(LayerKind(
+    "gap", "global average pooling to Cx1x1", input="spatial", shape=lambda a, s: (s[0], 1, 1),
+    build=lambda nn, a, s: nn.AdaptiveAvgPool2d(1)))
+
+
+# --- flatten and fully connected -------------------------------------------
+register(LayerKind(
+    "flatten", "flatten CxHxW to C*H*W features", shape=lambda a, s: Shape.flat(numel(s), tuple(s)),
+    build=lambda nn, a, s: nn.Flatten()))
+
+
+def fc_shape(a: Args, s: tuple) -> tuple:
+    origin = getattr(s, "unflattened", None)
+    _expect_in(a, s[0], "input features", f"{s[0]} = {shape_str(origin)}" if origin and len(origin) > 1 else str(s[0]))
+    return (a.features,)
+
+
+register(LayerKind(
+    "fc", "fully connected: fc FEATURES [bias=false] [in=N]; input features are inferred",
+    args=(Arg("features", "int", minimum=1), Arg("bias", "bool", True), Arg("in", "int", None, 1)),
+    main="features", input="flat", shape=fc_shape, aliases=("linear",),
+    cost=lambda a, s, out: Cost(params=s[0] * a.features + (a.features if a.bias else 0), macs=s[0] * a.features),
+    build=lambda nn, a, s: nn.Linear(s[0], a.features, a.bias)))
+
+
+# --- normalisation and dropout --------------------------------------------
+def bn_shape(a: Args, s: tuple) -> tuple:
+    _expect_in(a, s[0], "features" if len(s) == 1 else "channels", str(s[0]))
+    return tuple(s)
+
+
+def bn_cost(a: Args, s: tuple, out: tuple) -> Cost:
+    # running_mean, running_var and the scalar num_batches_tracked
+    return Cost(params=2 * s[0] if a.affine else 0, buffers=2 * s[0] + 1 if a.stats else 0)
+
+
+register(LayerKind(
+    "bn", "batch normalisation over channels (BatchNorm2d) or features (BatchNorm1d)",
+    args=(Arg("eps", "float", 1e-5, 0.0), Arg("momentum", "float", 0.1, 0.0), Arg("affine", "bool", True),
+          Arg("stats", "bool", True), Arg("in", "int", None, 1)),
+    shape=bn_shape, cost=bn_cost, aliases=("batchnorm",),
+    build=lambda nn, a, s: (nn.BatchNorm2d if len(s) == 3 else nn.BatchNorm1d)(
+        s[0], a.eps, a.momentum, a.affine, a.stats)))
+
+register(LayerKind(
+    "lrn", "local response normalisation across channels (AlexNet paper): lrn SIZE",
+    args=(Arg("size", "int", minimum=1), Arg("alpha", "float", 1e-4), Arg("beta", "float", 0.75),
+          Arg("k", "float", 1.0)),
+    main="size", input="spatial",
+    build=lambda nn, a, s: nn.LocalResponseNorm(a.size, a.alpha, a.beta, a.k)))
+
+register(LayerKind(
+    "dropout", "dropout with probability P in [0, 1): dropout [P], default 0.5",
+    args=(Arg("p", "float", 0.5, 0.0, below=1.0),), main="p",
+    build=lambda nn, a, s: nn.Dropout(a.p)))
+
+
+# --- activations and identity ----------------------------------------------
+def _simple(name: str, summary: str, constructor: str) -> None:
+    register(LayerKind(name, summary, build=lambda nn, a, s: getattr(nn, constructor)()))
+
+
+_simple("relu", "rectified linear unit", "ReLU")
+_simple("relu6", "ReLU clipped at 6 (MobileNet)", "ReLU6")
+_simple("sigmoid", "logistic sigmoid", "Sigmoid")
+_simple("tanh", "hyperbolic tangent", "Tanh")
+_simple("gelu", "Gaussian error linear unit", "GELU")
+_simple("silu", "sigmoid linear unit (swish)", "SiLU")
+_simple("identity", "passes its input through (a residual shortcut)", "Identity")
+
+register(LayerKind(
+    "leakyrelu", "leaky ReLU: leakyrelu [SLOPE], default 0.01",
+    args=(Arg("slope", "float", 0.01),), main="slope",
+    build=lambda nn, a, s: nn.LeakyReLU(a.slope)))
+
+register(LayerKind(
+    "softmax", "softmax over channels (or features)",
+    build=lambda nn, a, s: nn.Softmax(dim=1)))

@@ -1,0 +1,96 @@
+"""The public API: load a spec, read its static analysis, build its module."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .errors import SpecError, did_you_mean
+from .expand import SeqNode, expand
+from .infer import LayerRow, infer
+from .parse import parse
+
+
+class Network:
+    """A checked spec: shapes, parameter counts and costs, computed without torch."""
+
+    def __init__(self, name: str, path: str, source: str, input_shape: tuple[int, ...], graph: SeqNode,
+                 output_shape: tuple[int, ...], layers: list[LayerRow], params: dict[str, Any]):
+        self.name, self.path, self.source = name, path, source
+        self.input_shape, self.output_shape = input_shape, output_shape
+        self.graph, self.layers, self.params = graph, layers, params
+
+    @property
+    def param_count(self) -> int:
+        """Trainable parameters (what `sum(p.numel() for p in module.parameters())` gives)."""
+        return sum(row.params for row in self.layers)
+
+    @property
+    def buffer_count(self) -> int:
+        """Buffer values such as BatchNorm's running statistics."""
+        return sum(row.buffers for row in self.layers)
+
+    @property
+    def macs(self) -> int:
+        """Multiply-accumulates of conv and fc layers per sample (torchvision's convention)."""
+        return sum(row.macs for row in self.layers)
+
+    @property
+    def activations(self) -> int:
+        """Values output by all layers per sample."""
+        return sum(row.activations for row in self.layers)
+
+    def build(self, device=None, dtype=None):
+        """A torch.nn.Module equivalent to the spec; torch is imported only here."""
+        from .build import build_module
+        return build_module(self, device=device, dtype=dtype)
+
+    def __repr__(self) -> str:
+        shape = lambda s: "x".join(map(str, s))
+        return (f"<Network {self.name}: {shape(self.input_shape)} -> {shape(self.output_shape)}, "
+                f"{self.param_count:,} params>")
+
+
+def load(path: str | Path, *, input_shape: tuple[int, ...] | None = None, **params: Any) -> Network:
+    """Read, check and analyse the spec at `path`; params override its `param` lines."""
+    path = Path(path)
+    try:
+        source = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(f"no such spec file: {path}", path=str(path)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"cannot read {path}: {exc}", path=str(path)) from None
+    return loads(source, name=path.stem, path=str(path), input_shape=input_shape, **params)
+
+
+def loads(text: str, *, name: str = "inline", path: str = "<string>",
+          input_shape: tuple[int, ...] | None = None, **params: Any) -> Network:
+    """Like load(), from a string."""
+    try:
+        spec = parse(text, path)
+        graph = expand(spec, params)
+        shape = _input_shape(spec, input_shape)
+        output_shape, rows = infer(graph, shape)
+    except SpecError as err:
+        raise err.located(path, text) from None
+    except RecursionError:
+        raise SpecError("the spec nests too deeply", path=path, source=text) from None
+    if spec.network:
+        name = spec.network[0]
+    resolved = {p.name: None for p in spec.params}
+    return Network(name, path, text, shape, graph, output_shape, rows, resolved)
+
+
+def _input_shape(spec, override) -> tuple[int, ...]:
+    if override is not None:
+        shape = tuple(int(d) for d in override)
+        span = None
+    elif spec.input is not None:
+        shape, span = spec.input.values, spec.input.span
+    else:
+        raise SpecError("the spec has no 'input' line",
+                        hint="add one such as 'input 1x28x28' (CxHxW) or 'input 784', or pass an input shape")
+    if len(shape) not in (1, 3):
+        raise SpecError(f"input must be CxHxW or a number of features, got {'x'.join(map(str, shape))}", span)
+    if min(shape) < 1:
+        raise SpecError(f"input sizes must be positive, got {'x'.join(map(str, shape))}", span)
+    return shape
