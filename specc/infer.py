@@ -105,6 +105,9 @@ class Inferer:
                             f"{shape_str(shape)}", node.span, hint=self._origin(shape))
 
     def _origin(self, shape: tuple) -> str:
+        unflattened = getattr(shape, "unflattened", None)
+        if unflattened is not None:
+            return f"{self.producer} turns {shape_str(unflattened)} into {shape_str(shape)}"
         if self.producer is None:
             return f"the input is {shape_str(shape)}, from the 'input' line"
         return f"the input {shape_str(shape)} comes from {self.producer}"

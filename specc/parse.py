@@ -23,6 +23,8 @@ TOKEN_WORDS = {
     "KEY": "a keyword argument such as stride=2", "SHORT": "a shorthand such as s2",
     "CALL_NAME": "a block call such as vgg(1, 64)", "BRANCH": "'concat(' or 'add('", "$END": "end of file",
 }
+TOKEN_NOUNS = {"NAME": "name", "INT": "integer", "FLOAT": "number", "DIMS": "size", "KEY": "keyword argument",
+               "SHORT": "shorthand", "CALL_NAME": "block call", "BRANCH": "branch"}
 
 
 def grammar_path() -> Path:
@@ -91,12 +93,13 @@ def _syntax_error(exc: UnexpectedInput, source: str) -> SpecError:
             line, column = len(lines), len(lines[-1]) + 1
             span = Span(line, column, line, column + 1)
         else:
-            message = f"unexpected {_describe(token.type)} {str(token)!r}"
+            noun = TOKEN_NOUNS.get(token.type)
+            message = f"unexpected {noun + ' ' if noun else ''}{str(token)!r}"
             span = _token_span(token)
             if "'->'" in expected and token.type in ("CALL_NAME", "BRANCH", "INT", "DIMS"):
                 hint = "elements of a chain are joined by '->'"
         if expected:
-            message += "; expected " + _or_list(expected)
+            message += "; expected " + _or_list(expected if len(expected) <= 8 else expected[:7] + ["..."])
     return SpecError(message, span, hint=hint)
 
 
