@@ -6,11 +6,10 @@ always sees `file:line:col: error: ...`, the source line and a caret.
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class Span:
+class Span(NamedTuple):
     """A region of source text; lines and columns are 1-based, end exclusive."""
 
     line: int

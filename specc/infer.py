@@ -7,7 +7,7 @@ No torch here: this is what `specc check` runs.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .errors import SpecError, shape_str
 from .expand import CheckNode, LayerNode, MergeNode, SeqNode
@@ -16,8 +16,7 @@ from .layers import LayerError, numel
 RANK_NAMES = {1: "flat", 3: "spatial"}
 
 
-@dataclass(frozen=True)
-class LayerRow:
+class LayerRow(NamedTuple):
     """One row of a summary: a layer, or the merge point of concat/add."""
 
     path: str

@@ -13,8 +13,7 @@ torch: constructors receive `torch.nn` as an argument.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 from .errors import shape_str
 
@@ -51,8 +50,7 @@ class Args(dict):
             raise AttributeError(name) from None
 
 
-@dataclass(frozen=True)
-class Arg:
+class Arg(NamedTuple):
     """One argument of a layer kind. `kind` is int, pair (int or HxW), float or bool."""
 
     name: str
@@ -62,15 +60,13 @@ class Arg:
     below: float | None = None  # exclusive upper bound, for probabilities
 
 
-@dataclass(frozen=True)
-class Cost:
+class Cost(NamedTuple):
     params: int = 0
     buffers: int = 0
     macs: int = 0
 
 
-@dataclass(frozen=True)
-class LayerKind:
+class LayerKind(NamedTuple):
     name: str
     summary: str
     build: Callable[[Any, Args, tuple], Any]  # (torch.nn, args, input shape) -> nn.Module

@@ -5,40 +5,35 @@ expand.py resolves them in the scope of a block call.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from .errors import Span
 
 
 # --- expressions ---------------------------------------------------------
-@dataclass(frozen=True)
-class Num:
+class Num(NamedTuple):
     value: int | float
     span: Span
 
 
-@dataclass(frozen=True)
-class Name:
+class Name(NamedTuple):
     id: str
     span: Span
 
 
-@dataclass(frozen=True)
-class BinOp:
+class BinOp(NamedTuple):
     op: str  # one of + - * //
     left: "Expr"
     right: "Expr"
     span: Span
 
 
-@dataclass(frozen=True)
-class Neg:
+class Neg(NamedTuple):
     operand: "Expr"
     span: Span
 
 
-@dataclass(frozen=True)
-class Dims:
+class Dims(NamedTuple):
     """A literal size such as 5x5 or 1x28x28."""
 
     values: tuple[int, ...]
@@ -49,8 +44,7 @@ Expr = Num | Name | BinOp | Neg | Dims
 
 
 # --- layer arguments -------------------------------------------------------
-@dataclass(frozen=True)
-class Arg:
+class Arg(NamedTuple):
     """One argument as written: bare (`6`, `5x5`, `ceil`), shorthand (`s2`) or keyword (`stride=2`)."""
 
     key: str | None  # None for bare values
@@ -60,80 +54,80 @@ class Arg:
 
 
 # --- chain elements --------------------------------------------------------
-@dataclass(frozen=True)
-class Layer:
+class Layer(NamedTuple):
     op: str
     args: tuple[Arg, ...]
     span: Span
     text: str  # the layer as written, for summaries
 
 
-@dataclass(frozen=True)
-class Call:
+class KwArg(NamedTuple):
+    """`name=value` in a block call."""
+
+    key: str
+    value: Expr
+    span: Span
+
+
+class Call(NamedTuple):
     block: str
     args: tuple[Expr, ...]
-    kwargs: tuple[tuple[str, Expr, Span], ...]
+    kwargs: tuple[KwArg, ...]
     span: Span
     text: str
 
 
-@dataclass(frozen=True)
-class Branch:
+class Branch(NamedTuple):
     mode: str  # "concat" or "add"
     chains: tuple["Chain", ...]
     span: Span
 
 
-@dataclass(frozen=True)
-class Group:
+class Group(NamedTuple):
     chain: "Chain"
     span: Span
 
 
-@dataclass(frozen=True)
-class Element:
+class Element(NamedTuple):
     primary: Layer | Call | Branch | Group
     repeat: Expr | None
     annotation: Dims | None
     span: Span
 
 
-@dataclass(frozen=True)
-class Chain:
+class Chain(NamedTuple):
     elements: tuple[Element, ...]
     span: Span
 
 
 # --- top-level declarations ------------------------------------------------
-@dataclass(frozen=True)
-class Param:
+class Param(NamedTuple):
     name: str
     value: Expr
     span: Span
 
 
-@dataclass(frozen=True)
-class Default:
+class Default(NamedTuple):
     op: str
     args: tuple[Arg, ...]
     span: Span
 
 
-@dataclass(frozen=True)
-class Block:
+class Block(NamedTuple):
     name: str
     params: tuple[str, ...]
     body: Chain
     span: Span
 
 
-@dataclass
 class SpecFile:
-    path: str
-    source: str
-    network: tuple[str, Span] | None = None
-    input: Dims | None = None
-    params: list[Param] = field(default_factory=list)
-    defaults: list[Default] = field(default_factory=list)
-    blocks: dict[str, Block] = field(default_factory=dict)
-    body: Chain | None = None
+    """A whole file: its declarations and its body chain."""
+
+    def __init__(self, path: str, source: str):
+        self.path, self.source = path, source
+        self.network: tuple[str, Span] | None = None
+        self.input: Dims | None = None
+        self.params: list[Param] = []
+        self.defaults: list[Default] = []
+        self.blocks: dict[str, Block] = {}
+        self.body: Chain | None = None

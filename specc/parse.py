@@ -170,11 +170,11 @@ class ToNodes(Transformer):
         return n.Layer(str(children[0]), tuple(children[1:]), _meta_span(meta), self._text(meta))
 
     def kwexpr(self, meta, children):
-        return (_key(children[0]), children[1], _meta_span(meta))
+        return n.KwArg(_key(children[0]), children[1], _meta_span(meta))
 
     def call(self, meta, children):
-        args = tuple(c for c in children[1:] if not isinstance(c, tuple))
-        kwargs = tuple(c for c in children[1:] if isinstance(c, tuple))
+        args = tuple(c for c in children[1:] if not isinstance(c, n.KwArg))
+        kwargs = tuple(c for c in children[1:] if isinstance(c, n.KwArg))
         return n.Call(str(children[0])[:-1], args, kwargs, _meta_span(meta), self._text(meta))
 
     def branch(self, meta, children):
