@@ -72,6 +72,17 @@ input_option = click.option("--input", "input_shape", callback=parse_shape, meta
                             help="Override the spec's `input` line, e.g. --input 3x32x32.")
 
 
+def _recipe_or_exit(net):
+    from .recipe import resolve
+
+    try:
+        resolve(net)
+    except SpecError as err:
+        click.echo(str(err), err=True)
+        return None
+    return net
+
+
 def load_or_exit(path: str, input_shape, assignments) -> "Network | None":
     from .network import load
 
@@ -95,12 +106,16 @@ Example:
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @input_option
 @set_option
-def check(files, input_shape, assignments) -> None:
+@click.option("--recipe", is_flag=True,
+              help="Also validate each spec's `train { }` section against the recipe schema.")
+def check(files, input_shape, assignments, recipe) -> None:
     from .report import check_line
 
     failed = 0
     for path in files:
         net = load_or_exit(path, input_shape, assignments)
+        if net is not None and recipe:
+            net = _recipe_or_exit(net)
         if net is None:
             failed += 1
         else:
@@ -134,3 +149,189 @@ def summary(file, input_shape, assignments, batch, fmt) -> None:
     if net is None:
         sys.exit(1)
     click.echo(summary_json(net, batch) if fmt == "json" else summary_table(net, batch, fmt == "markdown"))
+
+
+# --- training -------------------------------------------------------------------------
+def recipe_options(fn):
+    """One flag per key of the recipe schema (specc/train.schema.json)."""
+    flags = [
+        click.option("--dataset", "data_name", metavar="NAME",
+                     help="Overrides the recipe's `data`: fashion-mnist (default), mnist, cifar10 or imagefolder:PATH."),
+        click.option("--batch", type=int, help="Examples per step (over all processes)."),
+        click.option("--epochs", type=int, help="Passes over the training set."),
+        click.option("--optimizer", type=click.Choice(["sgd", "adam", "adamw"]), help="Default: sgd (d2l's)."),
+        click.option("--lr", type=float, help="Learning rate."),
+        click.option("--momentum", type=float, help="SGD momentum (default 0, as in d2l)."),
+        click.option("--weight-decay", type=float, help="L2 penalty (decoupled for adamw)."),
+        click.option("--schedule", type=click.Choice(["constant", "cosine", "step"]), help="Learning-rate schedule."),
+        click.option("--step-size", type=int, help="Epochs between decays of the step schedule."),
+        click.option("--gamma", type=float, help="Decay factor of the step schedule."),
+        click.option("--label-smoothing", type=float, help="Cross-entropy label smoothing."),
+        click.option("--init", type=click.Choice(["xavier", "default"]),
+                     help="xavier (d2l's, default) or PyTorch's default initialisation."),
+        click.option("--seed", type=int, help="Seed of initialisation, shuffling and dropout."),
+        click.option("--channels", type=click.Choice(["refuse", "replicate", "average"]),
+                     help="Fit the data's channels to the spec's: replicate 1->3, average 3->1."),
+    ]
+    for flag in reversed(flags):
+        fn = flag(fn)
+    return fn
+
+
+RECIPE_KEYS = ("batch", "epochs", "optimizer", "lr", "momentum", "weight_decay", "schedule", "step_size",
+               "gamma", "label_smoothing", "init", "seed", "channels")
+
+
+@main.command(help="""Train a spec on real data and write a run directory.
+
+The recipe comes from the spec's `train { }` section (d2l's defaults where it
+is silent: plain SGD, cross-entropy, xavier init) and any flag below
+overrides it (`data` is --dataset). Fashion-MNIST is found via --data DIR, $SPECC_DATA, Debian's
+package dataset-fashion-mnist, or torchvision's usual folders.
+
+The run directory (--out, default runs/NETWORK-TIMESTAMP/) gets
+metrics.jsonl, curves.png and last/best.safetensors checkpoints with JSON
+sidecars. Ctrl-C saves a checkpoint; --resume RUN_DIR continues a run.
+
+\b
+Examples:
+  specc train specs/lenet.cnn
+  specc train specs/alexnet.cnn --epochs 2 --batch 64 --device cuda
+  specc train specs/lenet.cnn --lr 0.1 --optimizer adam --schedule cosine
+  specc train --resume runs/lenet-20261124-101500 --epochs 20
+  specc train specs/resnet18.cnn --nproc 2      (DistributedDataParallel)""")
+@click.argument("spec", required=False, type=click.Path(dir_okay=False))
+@recipe_options
+@set_option
+@input_option
+@click.option("--data", "data_dir", type=click.Path(file_okay=False), metavar="DIR",
+              help="Directory holding the dataset's files (for Fashion-MNIST: the four IDX files).")
+@click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda", "mps"]))
+@click.option("--out", type=click.Path(file_okay=False), help="Run directory (default runs/NETWORK-TIMESTAMP).")
+@click.option("--resume", type=click.Path(file_okay=False, exists=True), metavar="RUN_DIR",
+              help="Continue the run in RUN_DIR from its last checkpoint (only --epochs may change).")
+@click.option("--compile", "use_compile", is_flag=True, help="torch.compile the model.")
+@click.option("--nproc", type=click.IntRange(min=1), default=1, help="Processes (DistributedDataParallel via torchrun).")
+@click.option("--limit", type=click.IntRange(min=1), metavar="N",
+              help="Use only the first N training and N test examples (quick trials).")
+@click.option("--progress/--no-progress", default=None,
+              help="Progress bar (default: when stdout is a terminal; plain lines otherwise).")
+def train(spec, data_name, assignments, input_shape, data_dir, device, out, resume, use_compile, nproc, limit,
+          progress, **recipe_flags) -> None:
+    if nproc > 1:
+        _relaunch_with_torchrun(nproc)
+    if (spec is None) == (resume is None):
+        raise click.UsageError("give a SPEC to start a run, or --resume RUN_DIR to continue one")
+    overrides = {key: recipe_flags.get(key) for key in RECIPE_KEYS}
+    overrides["data"] = data_name
+    from . import train as training  # imports torch
+
+    options = training.Options(data_dir=data_dir, device=device, out=out, compile=use_compile,
+                               train_limit=limit, test_limit=limit, progress=progress, echo=click.echo)
+    try:
+        if resume:
+            run = training.resume(resume, overrides, options)
+        else:
+            run = training.start(spec, parse_assignments(assignments), overrides, options, input_shape)
+        run.fit()
+    except SpecError as err:
+        click.echo(str(err), err=True)
+        sys.exit(1)
+    except training.TrainError as err:
+        click.echo(f"error: {err}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+def _relaunch_with_torchrun(nproc: int) -> None:
+    """--nproc N: run this same command under torchrun with N processes."""
+    import os
+    args, skip = [], False
+    for arg in sys.argv[1:]:
+        if skip:
+            skip = False
+            continue
+        if arg == "--nproc":
+            skip = True
+            continue
+        if arg.startswith("--nproc="):
+            continue
+        args.append(arg)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+               "-m", "specc", *args]
+    os.execv(sys.executable, command)
+
+
+def _training_errors(fn):
+    """Turns the training phases' errors into a message and exit status 1."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from .train import TrainError
+        try:
+            return fn(*args, **kwargs)
+        except (SpecError, TrainError) as err:
+            click.echo(str(err) if isinstance(err, SpecError) else f"error: {err}", err=True)
+            sys.exit(1)
+    return wrapper
+
+
+which_option = click.option("--checkpoint", "which", type=click.Choice(["best", "last"]), default="best",
+                            show_default=True, help="Which checkpoint of the run to use.")
+
+
+@main.command("eval", help="""Evaluate a run's checkpoint on the test set.
+
+Prints test accuracy, per-class accuracy and the confusion matrix (rows:
+true class, columns: predicted).
+
+\b
+Example:
+  specc eval runs/lenet-20261124-101500""")
+@click.argument("run_dir", type=click.Path(file_okay=False, exists=True))
+@which_option
+@click.option("--data", "data_dir", type=click.Path(file_okay=False), metavar="DIR", help="Dataset directory.")
+@click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda", "mps"]))
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@_training_errors
+def evaluate_command(run_dir, which, data_dir, device, as_json) -> None:
+    import json
+    from tabulate import tabulate
+    from .evaluate import evaluate
+
+    result = evaluate(run_dir, which, data_dir, device)
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    click.echo(f"{result['checkpoint']} (epoch {result['epoch']}): test accuracy {result['accuracy']:.4f} "
+               f"on {result['examples']:,} examples\n")
+    click.echo(tabulate([(c, f"{a:.3f}") for c, a in zip(result["classes"], result["per_class"])],
+                        headers=["class", "accuracy"]))
+    click.echo("\nconfusion matrix (rows: true class, columns: predicted)")
+    short = [str(i) for i in range(len(result["classes"]))]
+    rows = [[f"{i} {c}", *row] for i, (c, row) in enumerate(zip(result["classes"], result["confusion"]))]
+    click.echo(tabulate(rows, headers=["", *short]))
+
+
+@main.command(help="""Classify image files with a run's checkpoint.
+
+Each image is converted to the spec's channels (grey or RGB) and resized to
+its input; prints the top classes with their probabilities.
+
+\b
+Example:
+  specc predict runs/lenet-20261124-101500 shoe.png shirt.jpg --top 3""")
+@click.argument("run_dir", type=click.Path(file_okay=False, exists=True))
+@click.argument("images", nargs=-1, required=True, type=click.Path(dir_okay=False, exists=True))
+@click.option("--top", default=3, show_default=True, type=click.IntRange(min=1), help="Classes to show per image.")
+@which_option
+@click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda", "mps"]))
+@_training_errors
+def predict(run_dir, images, top, which, device) -> None:
+    from .evaluate import predict as predict_images
+
+    for result in predict_images(run_dir, list(images), top, which, device):
+        ranked = ", ".join(f"{name} {p:.3f}" for name, p in result["top"])
+        click.echo(f"{result['image']}: {ranked}")

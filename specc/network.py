@@ -18,6 +18,7 @@ class Network:
         self.name, self.path, self.source = name, path, source
         self.input_shape, self.output_shape = input_shape, output_shape
         self.graph, self.layers, self.params = graph, layers, params
+        self.train_settings: dict = {}  # the spec's `train { }` lines (nodes.Setting), see recipe.py
 
     @property
     def param_count(self) -> int:
@@ -77,7 +78,9 @@ def loads(text: str, *, name: str = "inline", path: str = "<string>",
     if spec.network:
         name = spec.network[0]
     resolved = {p.name: None for p in spec.params}
-    return Network(name, path, text, shape, graph, output_shape, rows, resolved)
+    net = Network(name, path, text, shape, graph, output_shape, rows, resolved)
+    net.train_settings = spec.train
+    return net
 
 
 def _input_shape(spec, override) -> tuple[int, ...]:

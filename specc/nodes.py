@@ -120,6 +120,15 @@ class Block(NamedTuple):
     span: Span
 
 
+class Setting(NamedTuple):
+    """One `key = value` line of the train section."""
+
+    key: str
+    value: int | float | str
+    key_span: Span
+    value_span: Span
+
+
 class SpecFile:
     """A whole file: its declarations and its body chain."""
 
@@ -131,3 +140,4 @@ class SpecFile:
         self.defaults: list[Default] = []
         self.blocks: dict[str, Block] = {}
         self.body: Chain | None = None
+        self.train: dict[str, Setting] = {}

@@ -21,7 +21,8 @@ SHORTHANDS = {"s": "stride", "p": "padding", "d": "dilation", "g": "groups"}
 TOKEN_WORDS = {
     "NAME": "a name", "INT": "an integer", "FLOAT": "a number", "DIMS": "a size such as 3x3",
     "KEY": "a keyword argument such as stride=2", "SHORT": "a shorthand such as s2",
-    "CALL_NAME": "a block call such as vgg(1, 64)", "BRANCH": "'concat(' or 'add('", "$END": "end of file",
+    "CALL_NAME": "a block call such as vgg(1, 64)", "WORD": "a word such as sgd",
+    "STRING": 'a quoted string', "BRANCH": "'concat(' or 'add('", "$END": "end of file",
 }
 TOKEN_NOUNS = {"NAME": "name", "INT": "integer", "FLOAT": "number", "DIMS": "size", "KEY": "keyword argument",
                "SHORT": "shorthand", "CALL_NAME": "block call", "BRANCH": "branch"}
@@ -219,6 +220,21 @@ class ToNodes(Transformer):
         params = tuple(str(c) for c in children[1:-1])
         return ("block", n.Block(name, params, children[-1], _meta_span(meta)))
 
+    def setting(self, meta, children):
+        key, tok = children
+        value = {"INT": int, "FLOAT": float, "STRING": lambda t: t[1:-1]}.get(tok.type, str)(tok)
+        name, start = _key(key), _token_span(key)
+        return n.Setting(name, value, start._replace(end_column=start.column + len(name)), _token_span(tok))
+
+    def train(self, meta, children):
+        settings: dict[str, n.Setting] = {}
+        for setting in children:
+            if setting.key in settings:
+                raise SpecError(f"train setting '{setting.key}' is given twice", setting.key_span,
+                                hint=f"first given at line {settings[setting.key].key_span.line}")
+            settings[setting.key] = setting
+        return ("train", (settings, _meta_span(meta)))
+
     def start(self, meta, children):
         spec = n.SpecFile(self.path, self.source)
         seen: dict[str, Span] = {}
@@ -236,6 +252,9 @@ class ToNodes(Transformer):
                 spec.params.append(decl)
             elif kind == "default":
                 spec.defaults.append(decl)
+            elif kind == "train":
+                _once(seen, "train", "the 'train' section is given twice", decl[1])
+                spec.train = decl[0]
             else:
                 _once(seen, "block " + decl.name, f"block '{decl.name}' is defined twice", decl.span)
                 if len(set(decl.params)) != len(decl.params):

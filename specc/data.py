@@ -1,0 +1,204 @@
+"""Datasets, decoded once into uint8 tensors.
+
+Fashion-MNIST and MNIST are read from their IDX files directly (no
+torchvision on the default path: importing it costs ~6 s); CIFAR-10 and image
+folders go through torchvision for users who have it. Nothing here converts
+samples one at a time during training: train.py slices batches out of these
+tensors and converts them on the device.
+"""
+from __future__ import annotations
+
+import gzip
+import math
+import os
+import struct
+from pathlib import Path
+from typing import NamedTuple
+
+FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                   "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+DIGITS = tuple(str(d) for d in range(10))
+IDX_FILES = {"train_images": "train-images-idx3-ubyte", "train_labels": "train-labels-idx1-ubyte",
+             "test_images": "t10k-images-idx3-ubyte", "test_labels": "t10k-labels-idx1-ubyte"}
+# Where Debian's packages dataset-fashion-mnist (and dataset-mnist) put the files.
+DEBIAN_DIRS = {"fashion-mnist": "/usr/share/datasets/fashion-mnist", "mnist": "/usr/share/datasets/mnist"}
+TORCHVISION_DIRS = {"fashion-mnist": "FashionMNIST", "mnist": "MNIST"}
+
+
+class DataError(Exception):
+    """A dataset that cannot be found or read; the message says what to do."""
+
+
+class Dataset(NamedTuple):
+    name: str
+    source: str  # where it was read from, for the run header
+    train_images: object  # torch.uint8, N x C x H x W
+    train_labels: object  # torch.int64, N
+    test_images: object
+    test_labels: object
+    classes: tuple[str, ...]
+
+    @property
+    def sample_shape(self) -> tuple[int, int, int]:
+        return tuple(self.train_images.shape[1:])
+
+
+def load(name: str, data_dir: str | None = None) -> Dataset:
+    """The dataset named in a recipe (`fashion-mnist`, `mnist`, `cifar10`, `imagefolder:PATH`)."""
+    if name in ("fashion-mnist", "mnist"):
+        return _load_idx_dataset(name, data_dir)
+    if name == "cifar10":
+        return _load_cifar10(data_dir)
+    if name.startswith("imagefolder:"):
+        return _load_image_folder(Path(name.split(":", 1)[1]))
+    raise DataError(f"unknown dataset {name!r}: use fashion-mnist, mnist, cifar10 or imagefolder:PATH")
+
+
+# --- IDX files (Fashion-MNIST, MNIST) ---------------------------------------
+def candidate_dirs(name: str, data_dir: str | None) -> list[Path]:
+    """Where to look, in order: --data, $SPECC_DATA, Debian's package, torchvision's usual roots."""
+    roots = [Path(p) for p in (data_dir, os.environ.get("SPECC_DATA")) if p]
+    dirs = []
+    for root in roots:
+        dirs += [root, root / name, root / TORCHVISION_DIRS[name] / "raw"]
+    dirs.append(Path(DEBIAN_DIRS[name]))
+    for root in (Path("data"), Path("../data"), Path.home() / "data"):  # d2l uses ../data
+        dirs.append(root / TORCHVISION_DIRS[name] / "raw")
+    return dirs
+
+
+def find_idx_files(directory: Path) -> dict[str, Path] | None:
+    found = {}
+    for key, stem in IDX_FILES.items():
+        path = next((directory / f for f in (stem + ".gz", stem) if (directory / f).is_file()), None)
+        if path is None:
+            return None
+        found[key] = path
+    return found
+
+
+def _load_idx_dataset(name: str, data_dir: str | None) -> Dataset:
+    looked = candidate_dirs(name, data_dir)
+    files, where = next(((find_idx_files(d), d) for d in looked if find_idx_files(d)), (None, None))
+    if files is None:
+        where = _download_with_torchvision(name)
+        files = find_idx_files(where) if where else None
+    if files is None:
+        raise DataError(_missing_message(name, looked))
+    import torch
+    arrays = {key: read_idx(path) for key, path in files.items()}
+    for split in ("train", "test"):
+        images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
+        if images.shape[0] != labels.shape[0]:
+            raise DataError(f"{files[split + '_images']} holds {images.shape[0]} images but "
+                            f"{files[split + '_labels']} holds {labels.shape[0]} labels")
+        if labels.numel() and int(labels.max()) > 9:
+            raise DataError(f"{files[split + '_labels']}: label {int(labels.max())} is outside 0..9")
+    classes = FASHION_CLASSES if name == "fashion-mnist" else DIGITS
+    return Dataset(name, str(where), arrays["train_images"].unsqueeze(1), arrays["train_labels"].long(),
+                   arrays["test_images"].unsqueeze(1), arrays["test_labels"].long(), classes)
+
+
+def read_idx(path: Path):
+    """An IDX file (gzipped or not) as a uint8 tensor, after checking its header and length."""
+    import torch
+    raw = path.read_bytes()
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as exc:
+            raise DataError(f"{path}: corrupted or truncated gzip data ({exc})") from None
+    if len(raw) < 4:
+        raise DataError(f"{path}: too short to be an IDX file ({len(raw)} bytes)")
+    zero, type_code, ndim = struct.unpack(">HBB", raw[:4])
+    if zero != 0 or type_code != 0x08 or not 1 <= ndim <= 4:
+        raise DataError(f"{path}: not an IDX file of unsigned bytes (magic {raw[:4].hex()}, "
+                        f"expected 00000801 for labels or 00000803 for images)")
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise DataError(f"{path}: truncated header")
+    dims = struct.unpack(f">{ndim}I", raw[4:header])
+    size = math.prod(dims)
+    if len(raw) - header != size:
+        raise DataError(f"{path}: holds {len(raw) - header:,} data bytes but its header "
+                        f"({'x'.join(map(str, dims))}) promises {size:,}: the file is truncated or corrupted")
+    return torch.frombuffer(bytearray(raw), dtype=torch.uint8, offset=header).view(*dims)
+
+
+def _download_with_torchvision(name: str) -> Path | None:
+    """torchvision's download, for users whose network allows it; None when it fails."""
+    try:
+        import socket
+        socket.create_connection(("ossci-datasets.s3.amazonaws.com", 443), timeout=3).close()
+        import torchvision
+    except (OSError, ImportError):
+        return None
+    root = Path(os.environ.get("SPECC_DATA") or "data")
+    cls = torchvision.datasets.FashionMNIST if name == "fashion-mnist" else torchvision.datasets.MNIST
+    try:
+        cls(str(root), train=True, download=True)
+        cls(str(root), train=False, download=True)
+    except Exception:  # any network or mirror failure: fall back to the instructions
+        return None
+    return root / TORCHVISION_DIRS[name] / "raw"
+
+
+def _missing_message(name: str, looked: list[Path]) -> str:
+    files = ", ".join(stem + ".gz" for stem in IDX_FILES.values())
+    package = "dataset-fashion-mnist" if name == "fashion-mnist" else "dataset-mnist"
+    where = "\n".join(f"  {d}" for d in dict.fromkeys(looked))
+    return (f"{name} not found. Looked in:\n{where}\n"
+            f"Get it with `sudo apt-get install {package}` (Debian/Ubuntu), or put the four IDX files "
+            f"({files}) in a directory and pass --data DIR or set SPECC_DATA=DIR.")
+
+
+# --- torchvision datasets ------------------------------------------------------
+def _torchvision():
+    try:
+        import torchvision
+    except Exception as exc:  # missing, or built for another torch (its compiled ops fail to load)
+        raise DataError(f"this dataset needs torchvision, which cannot be imported here ({exc}); "
+                        f"`pip install torchvision` for your torch build") from None
+    return torchvision
+
+
+def _load_cifar10(data_dir: str | None) -> Dataset:
+    import torch
+    torchvision = _torchvision()
+    root = data_dir or os.environ.get("SPECC_DATA") or "data"
+    try:
+        train = torchvision.datasets.CIFAR10(root, train=True, download=False)
+        test = torchvision.datasets.CIFAR10(root, train=False, download=False)
+    except RuntimeError as exc:
+        raise DataError(f"CIFAR-10 not found under {root} ({exc}); download it with torchvision "
+                        f"(`torchvision.datasets.CIFAR10('{root}', download=True)`) or pass --data DIR") from None
+    as_tensors = lambda ds: (torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous(),
+                             torch.tensor(ds.targets, dtype=torch.long))
+    return Dataset("cifar10", root, *as_tensors(train), *as_tensors(test), tuple(train.classes))
+
+
+def _load_image_folder(root: Path) -> Dataset:
+    """PATH/train/<class>/*.png and PATH/test/<class>/*.png, decoded once to uint8 at the first image's size."""
+    import torch
+    torchvision = _torchvision()
+    splits = {}
+    for split in ("train", "test"):
+        if not (root / split).is_dir():
+            raise DataError(f"imagefolder:{root} needs {root / split}/<class name>/<images>")
+        folder = torchvision.datasets.ImageFolder(str(root / split))
+        if not folder.samples:
+            raise DataError(f"{root / split} holds no images")
+        splits[split] = folder
+    first = splits["train"][0][0]
+    size = (first.height, first.width)
+    to_tensor = torchvision.transforms.v2.functional.pil_to_tensor
+    resize = torchvision.transforms.v2.functional.resize
+
+    def decode(folder):
+        images = [resize(to_tensor(img.convert("RGB")), list(size), antialias=True) for img, _ in folder]
+        return torch.stack(images), torch.tensor(folder.targets, dtype=torch.long)
+
+    if splits["train"].classes != splits["test"].classes:
+        raise DataError(f"{root}/train and {root}/test have different class folders")
+    return Dataset(f"imagefolder:{root}", str(root), *decode(splits["train"]), *decode(splits["test"]),
+                   tuple(splits["train"].classes))

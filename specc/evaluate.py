@@ -1,0 +1,76 @@
+"""`specc eval` and `specc predict`: a finished run's checkpoint on the test set or on image files."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from . import checkpoint, data
+from .network import loads
+from .train import Adapter, TrainError, make_adapter, pick_device
+
+
+def load_run(run_dir: str, which: str, device: torch.device):
+    """(network, model in eval mode, checkpoint metadata) of `which` (best or last) in `run_dir`."""
+    path = Path(run_dir) / f"{which}.safetensors"
+    try:
+        meta = checkpoint.read_meta(path)
+    except checkpoint.CheckpointError as exc:
+        raise TrainError(str(exc)) from None
+    net = loads(meta["spec"], name=meta["network"], path=meta["spec_path"],
+                input_shape=tuple(meta["input_shape"]), **meta["params"])
+    model = net.build(device=device)
+    model.load_state_dict(checkpoint.model_state(checkpoint.load_tensors(path)))
+    return net, model.eval(), meta
+
+
+def evaluate(run_dir: str, which: str = "best", data_dir: str | None = None, device: str = "auto") -> dict:
+    """Test accuracy, per-class accuracy and the confusion matrix (rows: true class)."""
+    dev = pick_device(device)
+    net, model, meta = load_run(run_dir, which, dev)
+    try:
+        ds = data.load(meta["recipe"]["data"], data_dir)
+    except data.DataError as exc:
+        raise TrainError(str(exc)) from None
+    adapt = make_adapter(ds.sample_shape, net.input_shape, meta["recipe"]["channels"])
+    preds = _predict_classes(model, adapt, ds.test_images.to(dev)).cpu()
+    k = len(ds.classes)
+    confusion = torch.bincount(ds.test_labels * k + preds, minlength=k * k).view(k, k)
+    per_class = (confusion.diag().double() / confusion.sum(1).clamp(min=1)).tolist()
+    return {"checkpoint": str(Path(run_dir) / f"{which}.safetensors"), "epoch": meta["epoch"],
+            "accuracy": confusion.diag().sum().item() / max(1, len(preds)), "classes": list(ds.classes),
+            "per_class": per_class, "confusion": confusion.tolist(), "examples": len(preds)}
+
+
+@torch.inference_mode()
+def _predict_classes(model, adapt: Adapter, images: torch.Tensor, batch: int = 1024) -> torch.Tensor:
+    return torch.cat([model(adapt(images[i:i + batch])).argmax(1) for i in range(0, len(images), batch)])
+
+
+@torch.inference_mode()
+def predict(run_dir: str, images: list[str], top: int = 3, which: str = "best", device: str = "auto") -> list[dict]:
+    """Top-`top` classes with probabilities for each image file."""
+    dev = pick_device(device)
+    net, model, meta = load_run(run_dir, which, dev)
+    classes = meta["classes"]
+    results = []
+    for path in images:
+        pixels = read_image(path, net.input_shape)
+        adapt = make_adapter(tuple(pixels.shape), net.input_shape, meta["recipe"]["channels"])
+        probs = torch.softmax(model(adapt(pixels.unsqueeze(0).to(dev))).float(), 1)[0]
+        values, indices = probs.topk(min(top, len(classes)))
+        results.append({"image": path, "top": [(classes[i], p) for i, p in zip(indices.tolist(), values.tolist())]})
+    return results
+
+
+def read_image(path: str, input_shape: tuple[int, ...]) -> torch.Tensor:
+    """An image file as uint8 C x H x W with the spec's channels (grey or RGB), at its own size."""
+    from PIL import Image, UnidentifiedImageError
+    channels = input_shape[0] if len(input_shape) == 3 else 1
+    try:
+        with Image.open(path) as img:
+            img = img.convert("L" if channels == 1 else "RGB")
+            pixels = torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8)
+            return pixels.view(img.height, img.width, -1).permute(2, 0, 1).contiguous()
+    except (OSError, UnidentifiedImageError) as exc:
+        raise TrainError(f"cannot read image {path}: {exc}") from None

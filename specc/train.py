@@ -1,0 +1,504 @@
+"""Train phase: d2l's train_ch6 semantics without its per-sample Python.
+
+The dataset is decoded once into a uint8 tensor that lives on the training
+device; an epoch shuffles indices, slices batches out of that tensor and
+converts them (to float, resized, channels adapted) on the device in one go.
+Metrics are d2l's: per epoch the mean train loss, train accuracy (dropout
+active) and test accuracy in eval() mode; examples/sec counts the whole step
+including batch preparation.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable, NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import checkpoint, data
+from .report import human_bytes, human_count, training_memory
+
+
+class TrainError(Exception):
+    """A run that cannot start or go on; the message says why and what to do."""
+
+
+class Options(NamedTuple):
+    data_dir: str | None = None
+    device: str = "auto"
+    out: str | None = None
+    compile: bool = False
+    train_limit: int | None = None  # first N training examples (quick runs, tests)
+    test_limit: int | None = None
+    progress: bool | None = None  # None: a bar when stdout is a terminal, lines otherwise
+    echo: Callable[[str], None] = print
+
+
+# --- devices and processes ---------------------------------------------------
+class Processes(NamedTuple):
+    rank: int
+    world: int
+    device: torch.device
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def sum(self, values: list[float]) -> list[float]:
+        """Sums across processes (DistributedDataParallel); the identity for one process."""
+        if self.world == 1:
+            return values
+        t = torch.tensor(values, dtype=torch.float64, device=self.device)
+        torch.distributed.all_reduce(t)
+        return t.tolist()
+
+
+def pick_device(choice: str) -> torch.device:
+    if choice == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise TrainError("--device cuda: no CUDA device is available here (use --device auto or cpu)")
+    if choice == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise TrainError("--device mps: Apple's MPS backend is not available here")
+    return torch.device(choice)
+
+
+def start_processes(choice: str) -> Processes:
+    """One process, or one rank of a torchrun launch (WORLD_SIZE > 1)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    device = pick_device(choice)
+    if world == 1:
+        return Processes(0, 1, device)
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device.type == "cuda":
+        device = torch.device("cuda", local_rank % torch.cuda.device_count())
+        torch.cuda.set_device(device)
+    else:  # share the cores instead of oversubscribing them
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
+    torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return Processes(torch.distributed.get_rank(), world, device)
+
+
+# --- fitting the data to the spec's input -----------------------------------
+class Adapter(NamedTuple):
+    """Turns a uint8 batch N x C x H x W into the float input the spec expects."""
+
+    convert: Callable[[torch.Tensor], torch.Tensor]
+    notes: tuple[str, ...]  # what was adapted, for the run header
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        return self.convert(images)
+
+
+def make_adapter(data_shape: tuple[int, ...], input_shape: tuple[int, ...], channels: str) -> Adapter:
+    c, h, w = data_shape
+    notes: list[str] = []
+    if len(input_shape) == 1:
+        if input_shape[0] != c * h * w:
+            raise TrainError(f"the spec takes {input_shape[0]} flat features but the data's images are "
+                             f"{c}x{h}x{w} = {c * h * w}")
+        notes.append(f"flattened {c}x{h}x{w} to {c * h * w}")
+        return Adapter(lambda x: x.float().div_(255).flatten(1), tuple(notes))
+    want_c, want_h, want_w = input_shape
+    channel_step = _channel_step(c, want_c, channels, notes)
+    resize = (want_h, want_w) != (h, w)
+    if resize:
+        notes.append(f"resized {h}x{w} to {want_h}x{want_w} (bilinear)")
+    antialias = want_h < h or want_w < w
+
+    def convert(x: torch.Tensor) -> torch.Tensor:
+        x = channel_step(x.float().div_(255))
+        if resize:
+            x = F.interpolate(x, size=(want_h, want_w), mode="bilinear", align_corners=False, antialias=antialias)
+        return x
+
+    return Adapter(convert, tuple(notes))
+
+
+def _channel_step(have: int, want: int, mode: str, notes: list[str]):
+    if have == want:
+        return lambda x: x
+    if have == 1 and want == 3 and mode == "replicate":
+        notes.append("replicated 1 channel to 3")
+        return lambda x: x.expand(-1, 3, -1, -1)
+    if have == 3 and want == 1 and mode == "average":
+        notes.append("averaged 3 channels to 1")
+        return lambda x: x.mean(1, keepdim=True)
+    fix = {(1, 3): "replicate", (3, 1): "average"}.get((have, want))
+    hint = f"; set `channels = {fix}` in the train section or pass --channels {fix}" if fix else ""
+    raise TrainError(f"the spec's input has {want} channel(s) but the data has {have}{hint}")
+
+
+# --- the model and its optimizer ---------------------------------------------
+def init_weights(model: nn.Module, how: str) -> None:
+    """d2l's init_weights: xavier_uniform_ on conv and linear weights; biases and BN keep PyTorch's."""
+    if how == "xavier":
+        for m in model.modules():
+            if isinstance(m, (nn.Linear, nn.Conv2d)):
+                nn.init.xavier_uniform_(m.weight)
+
+
+def make_optimizer(model: nn.Module, recipe: dict) -> torch.optim.Optimizer:
+    lr, wd = recipe["lr"], recipe["weight_decay"]
+    if recipe["optimizer"] == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=lr, momentum=recipe["momentum"], weight_decay=wd)
+    cls = torch.optim.Adam if recipe["optimizer"] == "adam" else torch.optim.AdamW
+    return cls(model.parameters(), lr=lr, weight_decay=wd)
+
+
+def lr_at(recipe: dict, epoch: int) -> float:
+    """The learning rate of 0-based `epoch`; stateless, so resuming needs no scheduler state."""
+    if recipe["schedule"] == "cosine":
+        return recipe["lr"] * 0.5 * (1 + math.cos(math.pi * epoch / recipe["epochs"]))
+    if recipe["schedule"] == "step":
+        return recipe["lr"] * recipe["gamma"] ** (epoch // recipe["step_size"])
+    return recipe["lr"]
+
+
+# --- the run ------------------------------------------------------------------------
+class Run:
+    """One training run: the network, the data on the device, the model and where results go."""
+
+    def __init__(self, net, recipe: dict, params: dict, options: Options, procs: Processes,
+                 run_dir: Path | None = None, resume_from: dict | None = None):
+        self.net, self.recipe, self.params, self.options, self.procs = net, recipe, params, options, procs
+        self.device = procs.device
+        self.echo = options.echo if procs.main else (lambda *_: None)
+        self.dataset = self._load_data()
+        self.adapt = make_adapter(self.dataset.sample_shape, net.input_shape, recipe["channels"])
+        self._check_classes()
+        self._check_memory()
+        torch.manual_seed(recipe["seed"])
+        self.model = net.build(device=self.device)
+        init_weights(self.model, recipe["init"])
+        if self.device.type == "cuda":
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.optimizer = make_optimizer(self.model, recipe)
+        self.history: list[dict] = []
+        self.start_epoch = 0
+        if resume_from is not None:
+            checkpoint.restore(resume_from["tensors"], resume_from["meta"], self.model, self.optimizer)
+            self.history = resume_from["meta"]["history"]
+            self.start_epoch = resume_from["meta"]["epoch"]
+        self.step_model = self._wrap(self.model)
+        self.run_dir = run_dir or self._new_run_dir()
+        self.loss_fn = nn.CrossEntropyLoss(label_smoothing=recipe["label_smoothing"])
+
+    def _load_data(self) -> data.Dataset:
+        try:
+            ds = data.load(self.recipe["data"], self.options.data_dir)
+        except data.DataError as exc:
+            raise TrainError(str(exc)) from None
+        train_n, test_n = self.options.train_limit, self.options.test_limit
+        ds = ds._replace(train_images=ds.train_images[:train_n], train_labels=ds.train_labels[:train_n],
+                         test_images=ds.test_images[:test_n], test_labels=ds.test_labels[:test_n])
+        # Decoded once, resident on the training device: batches are slices, not per-sample work.
+        to = lambda t: t.to(self.device)
+        return ds._replace(train_images=to(ds.train_images), train_labels=to(ds.train_labels),
+                           test_images=to(ds.test_images), test_labels=to(ds.test_labels))
+
+    def _check_classes(self) -> None:
+        want = len(self.dataset.classes)
+        if tuple(self.net.output_shape) != (want,):
+            shape = "x".join(map(str, self.net.output_shape))
+            hint = " (pass --set classes=%d)" % want if "classes" in self.net.params else ""
+            raise TrainError(f"the spec outputs {shape} values per sample but {self.dataset.name} has "
+                             f"{want} classes{hint}")
+
+    @property
+    def local_batch(self) -> int:
+        return max(1, self.recipe["batch"] // self.procs.world)
+
+    def memory_estimate(self, batch: int) -> int:
+        return training_memory(self.net, batch).total
+
+    def _check_memory(self) -> None:
+        available = available_memory(self.device)
+        need = self.memory_estimate(self.local_batch)
+        if available is None or need <= available:
+            return
+        fits = next((b for b in (2 ** k for k in range(20, -1, -1)) if self.memory_estimate(b) <= available), None)
+        advice = f"try --batch {fits * self.procs.world}" if fits else "the weights alone do not fit"
+        raise TrainError(f"training {self.net.name} at batch {self.local_batch} needs about {human_bytes(need)} "
+                         f"(static estimate) but {self.device} has {human_bytes(available)} available; {advice}")
+
+    def _wrap(self, model: nn.Module) -> nn.Module:
+        if self.procs.world > 1:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            model = nn.parallel.DistributedDataParallel(model, device_ids=ids)
+        return torch.compile(model) if self.options.compile else model
+
+    def _new_run_dir(self) -> Path:
+        if self.options.out:
+            return Path(self.options.out)
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        path = Path("runs") / f"{self.net.name}-{stamp}"
+        n = 1
+        while path.exists():
+            n += 1
+            path = Path("runs") / f"{self.net.name}-{stamp}-{n}"
+        return path
+
+    # --- batches ---------------------------------------------------------------------
+    def batches(self, epoch: int):
+        """This process's slice of each shuffled global batch; the order depends only on (seed, epoch)."""
+        n, batch, world = len(self.dataset.train_labels), self.recipe["batch"], self.procs.world
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(self.recipe["seed"] * 100_003 + epoch))
+        order = order.to(self.device)
+        for start in range(0, n, batch):
+            chunk = order[start:start + batch]
+            if len(chunk) < world:  # every process needs at least one example per step
+                break
+            yield chunk[self.procs.rank::world]
+
+    def autocast(self):
+        if self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def prepare(self, images: torch.Tensor) -> torch.Tensor:
+        x = self.adapt(images)
+        if self.device.type == "cuda" and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    # --- one epoch ------------------------------------------------------------
+    def train_epoch(self, epoch: int, bar=None) -> dict[str, float]:
+        self.model.train()
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr_at(self.recipe, epoch)
+        images, labels = self.dataset.train_images, self.dataset.train_labels
+        loss_sum = torch.zeros((), device=self.device, dtype=torch.float64)
+        correct = torch.zeros((), device=self.device, dtype=torch.int64)
+        seen = 0
+        started = time.perf_counter()
+        for step, idx in enumerate(self.batches(epoch)):
+            x, y = self.prepare(images[idx]), labels[idx]
+            with self.autocast():
+                out = self.step_model(x)
+                loss = self.loss_fn(out, y)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            # Accumulate on the device: no host sync per step.
+            loss_sum += loss.detach() * len(y)
+            correct += (out.argmax(1) == y).sum()
+            seen += len(y)
+            if bar is not None:
+                bar.update(len(y) * self.procs.world)
+                if step % 10 == 0:
+                    bar.set_postfix(loss=f"{loss_sum.item() / seen:.3f}", acc=f"{correct.item() / seen:.3f}")
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+        seconds = time.perf_counter() - started
+        total_loss, total_correct, total_seen = self.procs.sum([loss_sum.item(), float(correct.item()), float(seen)])
+        return {"train_loss": total_loss / total_seen, "train_acc": total_correct / total_seen,
+                "examples": int(total_seen), "seconds": seconds,
+                "examples_per_sec": total_seen / seconds if seconds else 0.0}
+
+    @torch.inference_mode()
+    def predict_all(self, images: torch.Tensor, batch: int = 1024) -> torch.Tensor:
+        self.model.eval()
+        outs = []
+        for start in range(0, len(images), batch):
+            with self.autocast():
+                outs.append(self.model(self.prepare(images[start:start + batch])).argmax(1))
+        return torch.cat(outs) if outs else torch.zeros(0, dtype=torch.long, device=self.device)
+
+    def test_accuracy(self) -> float:
+        rank, world = self.procs.rank, self.procs.world
+        images, labels = self.dataset.test_images[rank::world], self.dataset.test_labels[rank::world]
+        correct = (self.predict_all(images) == labels).sum().item()
+        total_correct, total = self.procs.sum([float(correct), float(len(labels))])
+        return total_correct / total if total else 0.0
+
+    # --- the header: what will run, and how long it should take -------------------------
+    def measure_step(self) -> float:
+        """Seconds of one forward+backward at the run's batch, without touching weights or RNG."""
+        images = self.dataset.train_images[: self.local_batch]
+        labels = self.dataset.train_labels[: self.local_batch]
+        with torch.random.fork_rng(devices=[]):
+            was_training = self.model.training
+            self.model.eval()  # leaves BatchNorm's running statistics alone
+            timings = []
+            for _ in range(3):  # the first step pays one-off costs
+                started = time.perf_counter()
+                with self.autocast():
+                    loss = self.loss_fn(self.model(self.prepare(images)), labels)
+                loss.backward()
+                if self.device.type == "cuda":
+                    torch.cuda.synchronize()
+                timings.append(time.perf_counter() - started)
+            self.model.zero_grad(set_to_none=True)
+            self.model.train(was_training)
+        return min(timings[1:]) * 1.1  # plus the optimizer step and batch slicing, roughly
+
+    def header(self) -> list[str]:
+        net, r, ds = self.net, self.recipe, self.dataset
+        shape = lambda s: "x".join(map(str, s))
+        steps = math.ceil(len(ds.train_labels) / r["batch"])
+        step_s = self.measure_step()
+        available = available_memory(self.device)
+        adapted = f" ({'; '.join(self.adapt.notes)})" if self.adapt.notes else ""
+        optimizer = r["optimizer"] + (f" momentum {r['momentum']}" if r["momentum"] and r["optimizer"] == "sgd" else "")
+        lines = [
+            f"network  {net.name} ({net.path}): {shape(net.input_shape)} -> {shape(net.output_shape)}, "
+            f"{net.param_count:,} params, {human_count(net.macs)} MACs/sample",
+            f"data     {ds.name} from {ds.source}: {len(ds.train_labels):,} train / {len(ds.test_labels):,} test, "
+            f"{shape(ds.sample_shape)}{adapted}",
+            f"device   {device_name(self.device)}, {self.procs.world} process(es)"
+            + (", bf16 autocast, channels_last" if self.device.type == "cuda" else "")
+            + (", torch.compile" if self.options.compile else ""),
+            f"recipe   batch {r['batch']}, {r['epochs']} epochs, {optimizer} lr {r['lr']} ({r['schedule']}), "
+            f"{r['init']} init, seed {r['seed']}"
+            + (f", weight decay {r['weight_decay']}" if r["weight_decay"] else "")
+            + (f", label smoothing {r['label_smoothing']}" if r["label_smoothing"] else ""),
+            f"memory   ~{human_bytes(self.memory_estimate(self.local_batch))} estimated for training"
+            + (f" ({human_bytes(available)} available)" if available else ""),
+            f"time     ~{_duration(step_s * steps)} per epoch estimated ({step_s * 1000:.1f} ms/step measured x "
+            f"{steps} steps; {human_count(3 * net.macs * len(ds.train_labels))} MACs forward+backward)",
+            f"output   {self.run_dir}/",
+        ]
+        if self.start_epoch:
+            lines.append(f"resume   from epoch {self.start_epoch} of {r['epochs']}")
+        return lines
+
+    # --- results ----------------------------------------------------------------
+    def meta(self, epoch: int) -> dict[str, Any]:
+        return {"spec": self.net.source, "spec_path": self.net.path, "network": self.net.name,
+                "params": self.params, "input_shape": list(self.net.input_shape), "recipe": self.recipe,
+                "classes": list(self.dataset.classes), "epoch": epoch, "history": self.history,
+                "adapted": list(self.adapt.notes)}
+
+    def save_epoch(self, epoch: int, improved: bool) -> None:
+        meta = self.meta(epoch)
+        checkpoint.save(self.run_dir, "last", self.model, self.optimizer, meta)
+        if improved:
+            checkpoint.save(self.run_dir, "best", self.model, None, meta)
+        lines = "".join(json.dumps(row) + "\n" for row in self.history)
+        tmp = self.run_dir / "metrics.jsonl.tmp"
+        tmp.write_text(lines)
+        tmp.replace(self.run_dir / "metrics.jsonl")
+        from .plot import plot_curves
+        plot_curves(self.history, self.run_dir / "curves.png", self.net.name)
+
+    def fit(self) -> list[dict]:
+        if self.procs.main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        for line in self.header():
+            self.echo(line)
+        epochs = self.recipe["epochs"]
+        best = max((row["test_acc"] for row in self.history), default=-1.0)
+        epoch = self.start_epoch
+        try:
+            for epoch in range(self.start_epoch, epochs):
+                with self._bar(epoch) as bar:
+                    stats = self.train_epoch(epoch, bar)
+                    stats["test_acc"] = self.test_accuracy()
+                row = {"epoch": epoch + 1, "train_loss": stats["train_loss"], "train_acc": stats["train_acc"],
+                       "test_acc": stats["test_acc"], "examples_per_sec": stats["examples_per_sec"],
+                       "seconds": stats["seconds"], "examples": stats["examples"], "lr": lr_at(self.recipe, epoch)}
+                self.history.append(row)
+                if self.procs.main:
+                    self.save_epoch(epoch + 1, row["test_acc"] > best)
+                best = max(best, row["test_acc"])
+                self.echo(f"epoch {epoch + 1}/{epochs}  loss {row['train_loss']:.3f}  train acc {row['train_acc']:.3f}  "
+                          f"test acc {row['test_acc']:.3f}  {row['examples_per_sec']:,.0f} examples/sec  "
+                          f"{row['seconds']:.1f} s")
+        except KeyboardInterrupt:
+            if self.procs.main:
+                checkpoint.save(self.run_dir, "interrupted", self.model, self.optimizer,
+                                {**self.meta(epoch), "interrupted_in_epoch": epoch + 1})
+                self.echo(f"\ninterrupted in epoch {epoch + 1}: weights saved to {self.run_dir}/interrupted.safetensors; "
+                          f"completed epochs are in {self.run_dir}/last.safetensors.\n"
+                          f"continue with: specc train --resume {self.run_dir}")
+            raise
+        if self.history:
+            last = self.history[-1]
+            self.echo(f"loss {last['train_loss']:.3f}, train acc {last['train_acc']:.3f}, "
+                      f"test acc {last['test_acc']:.3f}")
+            speed = sum(r["examples"] for r in self.history) / sum(r["seconds"] for r in self.history)
+            self.echo(f"{speed:,.1f} examples/sec on {device_name(self.device)}")
+            self.echo(f"run directory: {self.run_dir}/ (metrics.jsonl, curves.png, last/best.safetensors)")
+        return self.history
+
+    def _bar(self, epoch: int):
+        show = self.options.progress
+        if show is None:
+            show = sys.stdout.isatty()
+        if not (show and self.procs.main):
+            return contextlib.nullcontext(None)
+        from tqdm import tqdm
+        return tqdm(total=len(self.dataset.train_labels), unit="ex", unit_scale=True, leave=False,
+                    desc=f"epoch {epoch + 1}/{self.recipe['epochs']}", dynamic_ncols=True)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    if device.type == "cpu":
+        return f"cpu ({torch.get_num_threads()} threads)"
+    return str(device)
+
+
+def available_memory(device: torch.device) -> int | None:
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    if device.type == "cpu":
+        try:
+            for line in Path("/proc/meminfo").read_text().splitlines():
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+        except OSError:
+            return None
+    return None
+
+
+# --- entry points -------------------------------------------------------------------
+def start(spec_path: str, params: dict, overrides: dict, options: Options, input_shape=None) -> Run:
+    """A new run of the spec at `spec_path` (recipe: its train section, then `overrides`)."""
+    from . import recipe as recipes
+    from .network import load
+    net = load(spec_path, input_shape=input_shape, **params)
+    recipe = recipes.resolve(net, overrides)
+    return Run(net, recipe, params, options, start_processes(options.device))
+
+
+def resume(run_dir: str, overrides: dict, options: Options) -> Run:
+    """Continue the run in `run_dir` from its `last` checkpoint; only `epochs` may change."""
+    from .network import loads
+    path = Path(run_dir) / "last.safetensors"
+    try:
+        meta = checkpoint.read_meta(path)
+    except checkpoint.CheckpointError as exc:
+        raise TrainError(f"cannot resume {run_dir}: {exc}") from None
+    changed = {k: v for k, v in overrides.items() if v is not None and k != "epochs" and v != meta["recipe"].get(k)}
+    if changed:
+        raise TrainError("a resumed run keeps its recipe (only --epochs may change); got "
+                         + ", ".join(f"--{k.replace('_', '-')}" for k in changed))
+    recipe = {**meta["recipe"], **({"epochs": overrides["epochs"]} if overrides.get("epochs") else {})}
+    net = loads(meta["spec"], name=meta["network"], path=meta["spec_path"],
+                input_shape=tuple(meta["input_shape"]), **meta["params"])
+    tensors = checkpoint.load_tensors(path)
+    return Run(net, recipe, meta["params"], options, start_processes(options.device),
+               run_dir=Path(run_dir), resume_from={"meta": meta, "tensors": tensors})
