@@ -221,10 +221,13 @@ class ToNodes(Transformer):
         return ("block", n.Block(name, params, children[-1], _meta_span(meta)))
 
     def setting(self, meta, children):
-        key, tok = children
+        key, *sign, tok = children
         value = {"INT": int, "FLOAT": float, "STRING": lambda t: t[1:-1]}.get(tok.type, str)(tok)
+        value_span = _token_span(tok)
+        if sign:
+            value, value_span = -value, _token_span(sign[0]).cover(value_span)
         name, start = _key(key), _token_span(key)
-        return n.Setting(name, value, start._replace(end_column=start.column + len(name)), _token_span(tok))
+        return n.Setting(name, value, start._replace(end_column=start.column + len(name)), value_span)
 
     def train(self, meta, children):
         settings: dict[str, n.Setting] = {}

@@ -1,0 +1,382 @@
+"""specc train / eval / predict: data, recipes, the loop, checkpoints, resume, processes.
+
+Most tests use a small synthetic Fashion-MNIST-shaped dataset written as real
+IDX files (so they run anywhere); the tests marked `real_data` need Debian's
+dataset-fashion-mnist, which CI installs.
+"""
+import gzip
+import json
+import math
+import os
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+from safetensors.torch import load_file
+
+import specc
+from specc import checkpoint, data, recipe
+from specc.cli import main
+from specc.train import Options, TrainError, make_adapter, resume, start
+
+ROOT = Path(__file__).resolve().parents[1]
+REAL = Path(data.DEBIAN_DIRS["fashion-mnist"])
+real_data = pytest.mark.skipif(data.find_idx_files(REAL) is None,
+                               reason="needs Debian's dataset-fashion-mnist (apt-get install dataset-fashion-mnist)")
+
+TINY = """
+network tiny
+input 1x28x28
+param classes = 10
+train {
+    batch = 32
+    lr = 0.1
+    epochs = 2
+}
+conv 3x3 4 p1 -> bn -> relu -> maxpool 2 s2 -> flatten -> dropout 0.3 -> fc classes
+"""
+
+
+def write_idx(path: Path, array: torch.Tensor, compress: bool = True) -> None:
+    header = struct.pack(">HBB", 0, 0x08, array.dim()) + struct.pack(f">{array.dim()}I", *array.shape)
+    raw = header + array.to(torch.uint8).numpy().tobytes()
+    if compress:
+        path.with_name(path.name + ".gz").write_bytes(gzip.compress(raw))
+    else:
+        path.write_bytes(raw)
+
+
+def make_dataset(directory: Path, train: int = 256, test: int = 64, seed: int = 0) -> Path:
+    """A learnable fake Fashion-MNIST: the class is the brightest of ten horizontal bands."""
+    directory.mkdir(parents=True, exist_ok=True)
+    g = torch.Generator().manual_seed(seed)
+    for split, n in (("train", train), ("t10k", test)):
+        labels = torch.randint(0, 10, (n,), generator=g)
+        images = torch.randint(0, 60, (n, 28, 28), generator=g)
+        for i, label in enumerate(labels.tolist()):
+            images[i, 2 + 2 * label: 4 + 2 * label] += 180
+        write_idx(directory / f"{split}-images-idx3-ubyte", images)
+        write_idx(directory / f"{split}-labels-idx1-ubyte", labels)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def fake_data(tmp_path_factory) -> Path:
+    return make_dataset(tmp_path_factory.mktemp("fashion"))
+
+
+@pytest.fixture
+def tiny_spec(tmp_path) -> Path:
+    path = tmp_path / "tiny.cnn"
+    path.write_text(TINY)
+    return path
+
+
+def quiet_options(**kw) -> Options:
+    return Options(device="cpu", progress=False, echo=lambda *_: None, **kw)
+
+
+# --- data ------------------------------------------------------------------------
+def test_idx_reader_reads_shapes_and_values(tmp_path):
+    images = torch.arange(2 * 3 * 4).view(2, 3, 4)
+    write_idx(tmp_path / "x-idx3-ubyte", images, compress=False)
+    assert torch.equal(data.read_idx(tmp_path / "x-idx3-ubyte"), images.to(torch.uint8))
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda raw: raw[:-5], "truncated or corrupted"),
+    (lambda raw: b"\x00\x00\x0d\x03" + raw[4:], "not an IDX file"),
+    (lambda raw: raw[:2], "too short"),
+])
+def test_idx_reader_refuses_damaged_files(tmp_path, damage, message):
+    write_idx(tmp_path / "x", torch.zeros(4, 5, 5), compress=False)
+    (tmp_path / "x").write_bytes(damage((tmp_path / "x").read_bytes()))
+    with pytest.raises(data.DataError, match=message):
+        data.read_idx(tmp_path / "x")
+
+
+def test_truncated_gzip_is_reported(tmp_path):
+    write_idx(tmp_path / "x", torch.zeros(40, 5, 5))
+    gz = tmp_path / "x.gz"
+    gz.write_bytes(gz.read_bytes()[:30])
+    with pytest.raises(data.DataError, match="corrupted or truncated gzip"):
+        data.read_idx(gz)
+
+
+def test_missing_dataset_says_how_to_get_it(tmp_path, monkeypatch):
+    monkeypatch.setitem(data.DEBIAN_DIRS, "fashion-mnist", str(tmp_path / "nowhere"))
+    monkeypatch.setenv("SPECC_DATA", str(tmp_path / "empty"))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(data, "_download_with_torchvision", lambda name: None)
+    with pytest.raises(data.DataError) as err:
+        data.load("fashion-mnist", str(tmp_path / "given"))
+    text = str(err.value)
+    assert "apt-get install dataset-fashion-mnist" in text and "--data DIR" in text
+    assert text.index(str(tmp_path / "given")) < text.index(str(tmp_path / "empty"))  # the documented order
+
+
+def test_data_dir_and_env_are_searched(fake_data, monkeypatch):
+    assert data.load("fashion-mnist", str(fake_data)).train_images.shape == (256, 1, 28, 28)
+    monkeypatch.setenv("SPECC_DATA", str(fake_data))
+    ds = data.load("fashion-mnist")
+    assert ds.source == str(fake_data) and ds.test_labels.shape == (64,) and len(ds.classes) == 10
+
+
+def test_mismatched_counts_are_refused(tmp_path):
+    directory = make_dataset(tmp_path / "d")
+    write_idx(directory / "t10k-labels-idx1-ubyte", torch.zeros(3))
+    with pytest.raises(data.DataError, match="64 images but .* 3 labels"):
+        data.load("fashion-mnist", str(directory))
+
+
+# --- fitting data to the spec ----------------------------------------------------
+def test_adapter_resizes_and_adapts_channels():
+    batch = torch.randint(0, 256, (2, 1, 28, 28), dtype=torch.uint8)
+    adapter = make_adapter((1, 28, 28), (3, 96, 96), "replicate")
+    out = adapter(batch)
+    assert out.shape == (2, 3, 96, 96) and out.dtype == torch.float32
+    assert any("resized 28x28 to 96x96" in n for n in adapter.notes) and any("replicated" in n for n in adapter.notes)
+    assert make_adapter((3, 32, 32), (1, 32, 32), "average")(torch.zeros(1, 3, 32, 32, dtype=torch.uint8)).shape == (1, 1, 32, 32)
+    assert make_adapter((1, 28, 28), (784,), "refuse")(batch).shape == (2, 784)
+
+
+@pytest.mark.parametrize("data_shape, input_shape, message", [
+    ((1, 28, 28), (3, 28, 28), "channels = replicate"),
+    ((3, 32, 32), (1, 32, 32), "channels = average"),
+    ((3, 32, 32), (2, 32, 32), "2 channel"),
+    ((1, 28, 28), (100,), "100 flat features"),
+])
+def test_adapter_refuses_incompatible_inputs(data_shape, input_shape, message):
+    with pytest.raises(TrainError, match=message):
+        make_adapter(data_shape, input_shape, "refuse")
+
+
+# --- recipes --------------------------------------------------------------------
+def test_recipe_layers_defaults_spec_and_flags():
+    net = specc.loads(TINY)
+    r = recipe.resolve(net, {"lr": 0.5, "epochs": None})
+    assert (r["batch"], r["lr"], r["epochs"], r["optimizer"], r["init"]) == (32, 0.5, 2, "sgd", "xavier")
+
+
+@pytest.mark.parametrize("line, message, column", [
+    ("    lr = -1", "train setting 'lr': -1 is less than or equal to the minimum of 0", 10),
+    ("    optimizer = rmsprop", "'rmsprop' is not one of sgd, adam, adamw", 17),
+    ("    batch = 12.5", "12.5 is not an integer", 13),
+    ("    data = svhn", "'svhn' is not a known dataset", 12),
+    ("    epoch = 3", "unknown train setting 'epoch'", 5),
+])
+def test_recipe_errors_are_located(line, message, column):
+    text = f"input 784\ntrain {{\n{line}\n}}\nfc 10\n"
+    net = specc.loads(text, path="r.cnn")
+    with pytest.raises(specc.SpecError) as err:
+        recipe.resolve(net)
+    assert err.value.message.endswith(message) and (err.value.line, err.value.column) == (3, column)
+    assert str(err.value).startswith(f"r.cnn:3:{column}: error: ")
+
+
+def test_unknown_setting_suggests_the_known_one():
+    net = specc.loads("input 784\ntrain {\n  epoch = 3\n}\nfc 10\n")
+    with pytest.raises(specc.SpecError) as err:
+        recipe.resolve(net)
+    assert err.value.hint == "did you mean 'epochs'?"
+
+
+def test_bad_flag_values_are_reported():
+    with pytest.raises(specc.SpecError, match="--lr 0.0"):
+        recipe.resolve(specc.loads(TINY), {"lr": 0.0})
+
+
+def test_check_recipe_flag(tmp_path):
+    bad = tmp_path / "bad.cnn"
+    bad.write_text("input 784\ntrain { momentum = 1.5 }\nfc 10\n")
+    assert CliRunner().invoke(main, ["check", str(bad)]).exit_code == 0
+    result = CliRunner().invoke(main, ["check", "--recipe", str(bad)])
+    assert result.exit_code == 1 and "bad.cnn:2:20: error: train setting 'momentum'" in result.output
+
+
+def test_shipped_specs_carry_d2l_recipes():
+    expected = {"lenet": (256, 0.9), "lenet_bn": (256, 1.0), "alexnet": (128, 0.01), "vgg11": (128, 0.05),
+                "nin": (128, 0.1), "googlenet": (128, 0.1), "resnet18": (256, 0.05), "densenet": (256, 0.1)}
+    for name, (batch, lr) in expected.items():
+        r = recipe.resolve(specc.load(ROOT / "specs" / f"{name}.cnn"))
+        assert (r["batch"], r["lr"], r["epochs"], r["data"]) == (batch, lr, 10, "fashion-mnist"), name
+
+
+# --- the loop ---------------------------------------------------------------------
+def test_a_run_writes_its_directory(tiny_spec, fake_data, tmp_path):
+    run = start(str(tiny_spec), {}, {}, quiet_options(data_dir=str(fake_data), out=str(tmp_path / "run")))
+    history = run.fit()
+    out = tmp_path / "run"
+    lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [row["epoch"] for row in lines] == [1, 2] and lines == history
+    assert all(math.isfinite(row["train_loss"]) and 0 <= row["test_acc"] <= 1 for row in lines)
+    assert lines[0]["examples"] == 256
+    assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    meta = json.loads((out / "last.json").read_text())
+    assert meta["epoch"] == 2 and meta["spec"] == TINY and meta["recipe"]["batch"] == 32
+    assert checkpoint.read_meta(out / "last.safetensors") == meta
+    weights = load_file(str(out / "last.safetensors"))
+    assert {k for k in weights if "/" not in k} == set(run.model.state_dict())
+    assert any(k.startswith("optimizer/") for k in weights) or run.recipe["momentum"] == 0
+    assert "rng/cpu" in weights
+
+
+def test_resumed_run_equals_uninterrupted_run(tiny_spec, fake_data, tmp_path):
+    spec = tiny_spec.read_text().replace("epochs = 2", "epochs = 3")
+    tiny_spec.write_text(spec)
+    flags = {"momentum": 0.9}  # optimizer state must survive the resume too
+    straight = start(str(tiny_spec), {}, flags, quiet_options(data_dir=str(fake_data), out=str(tmp_path / "a")))
+    straight.fit()
+    first = start(str(tiny_spec), {}, {**flags, "epochs": 1},
+                  quiet_options(data_dir=str(fake_data), out=str(tmp_path / "b")))
+    first.fit()
+    resumed = resume(str(tmp_path / "b"), {"epochs": 3}, quiet_options(data_dir=str(fake_data)))
+    assert resumed.start_epoch == 1
+    resumed.fit()
+    a, b = load_file(str(tmp_path / "a" / "last.safetensors")), load_file(str(tmp_path / "b" / "last.safetensors"))
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    strip = lambda rows: [{k: v for k, v in r.items() if k not in ("seconds", "examples_per_sec")} for r in rows]
+    read = lambda d: [json.loads(x) for x in (tmp_path / d / "metrics.jsonl").read_text().splitlines()]
+    assert strip(read("a")) == strip(read("b"))
+
+
+def test_resume_keeps_the_recipe(tiny_spec, fake_data, tmp_path):
+    start(str(tiny_spec), {}, {"epochs": 1}, quiet_options(data_dir=str(fake_data), out=str(tmp_path / "r"))).fit()
+    with pytest.raises(TrainError, match="--lr"):
+        resume(str(tmp_path / "r"), {"lr": 0.5}, quiet_options(data_dir=str(fake_data)))
+    with pytest.raises(TrainError, match="cannot resume"):
+        resume(str(tmp_path), {}, quiet_options())
+
+
+def test_a_failed_save_leaves_the_last_checkpoint_intact(tiny_spec, fake_data, tmp_path, monkeypatch):
+    run = start(str(tiny_spec), {}, {"epochs": 1}, quiet_options(data_dir=str(fake_data), out=str(tmp_path / "r")))
+    run.fit()
+    before = (tmp_path / "r" / "last.safetensors").read_bytes()
+
+    def killed_mid_write(tensors, filename, metadata=None):
+        Path(filename).write_bytes(b"partial")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(checkpoint, "save_file", killed_mid_write)
+    with pytest.raises(KeyboardInterrupt):
+        checkpoint.save(tmp_path / "r", "last", run.model, run.optimizer, run.meta(2))
+    assert (tmp_path / "r" / "last.safetensors").read_bytes() == before
+    assert checkpoint.read_meta(tmp_path / "r" / "last.safetensors")["epoch"] == 1
+
+
+def test_ctrl_c_saves_and_says_how_to_resume(tiny_spec, fake_data, tmp_path, monkeypatch):
+    said = []
+    run = start(str(tiny_spec), {}, {}, Options(device="cpu", progress=False, echo=said.append,
+                                                data_dir=str(fake_data), out=str(tmp_path / "r")))
+    real_epoch = run.train_epoch
+
+    def interrupt_second_epoch(epoch, bar=None):
+        if epoch == 1:
+            raise KeyboardInterrupt
+        return real_epoch(epoch, bar)
+
+    monkeypatch.setattr(run, "train_epoch", interrupt_second_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        run.fit()
+    assert checkpoint.read_meta(tmp_path / "r" / "last.safetensors")["epoch"] == 1
+    assert checkpoint.read_meta(tmp_path / "r" / "interrupted.safetensors")["interrupted_in_epoch"] == 2
+    assert any(f"specc train --resume {tmp_path / 'r'}" in line for line in said)
+
+
+def test_classes_mismatch_is_refused(tiny_spec, fake_data):
+    with pytest.raises(TrainError, match=r"outputs 5 values .* 10 classes \(pass --set classes=10\)"):
+        start(str(tiny_spec), {"classes": 5}, {}, quiet_options(data_dir=str(fake_data)))
+
+
+def test_memory_estimate_refuses_and_suggests_a_batch(tiny_spec, fake_data, monkeypatch):
+    import specc.train as training
+    monkeypatch.setattr(training, "available_memory", lambda device: 2_000_000)
+    with pytest.raises(TrainError, match=r"try --batch \d+"):
+        start(str(tiny_spec), {}, {"batch": 4096}, quiet_options(data_dir=str(fake_data)))
+
+
+def test_seeded_runs_are_deterministic(tiny_spec, fake_data, tmp_path):
+    rows = []
+    for name in "xy":
+        run = start(str(tiny_spec), {}, {"epochs": 1, "seed": 3},
+                    quiet_options(data_dir=str(fake_data), out=str(tmp_path / name)))
+        rows.append({k: v for k, v in run.fit()[0].items() if k not in ("seconds", "examples_per_sec")})
+    assert rows[0] == rows[1]
+
+
+# --- the command line ---------------------------------------------------------------
+def test_cli_train_eval_predict(tiny_spec, fake_data, tmp_path):
+    from PIL import Image
+    runner = CliRunner()
+    out = tmp_path / "run"
+    result = runner.invoke(main, ["train", str(tiny_spec), "--data", str(fake_data), "--device", "cpu",
+                                  "--out", str(out), "--epochs", "1", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    for expected in ("network  tiny", "7,898 params", "data     fashion-mnist", "memory", "time", "epoch 1/1", "examples/sec"):
+        assert expected in result.output
+    result = runner.invoke(main, ["eval", str(out), "--data", str(fake_data), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["examples"] == 64 and sum(map(sum, report["confusion"])) == 64 and len(report["per_class"]) == 10
+    image = tmp_path / "img.png"
+    Image.new("L", (40, 40), 128).save(image)
+    result = runner.invoke(main, ["predict", str(out), str(image), "--top", "2"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"{image}: ") and result.output.count(",") == 1
+
+
+def test_cli_errors_are_messages_not_tracebacks(tiny_spec, tmp_path, monkeypatch):
+    runner = CliRunner()
+    result = runner.invoke(main, ["train"])
+    assert result.exit_code == 2 and "give a SPEC" in result.output
+    monkeypatch.setitem(data.DEBIAN_DIRS, "fashion-mnist", str(tmp_path / "none"))
+    monkeypatch.setattr(data, "_download_with_torchvision", lambda name: None)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SPECC_DATA", raising=False)
+    result = runner.invoke(main, ["train", str(tiny_spec), "--device", "cpu", "--data", str(tmp_path)])
+    assert result.exit_code == 1 and "apt-get install dataset-fashion-mnist" in result.output
+    assert "Traceback" not in result.output
+    result = runner.invoke(main, ["eval", str(tmp_path)])
+    assert result.exit_code == 1 and "no checkpoint" in result.output
+
+
+def test_two_processes_train_one_run(tiny_spec, fake_data, tmp_path):
+    """torchrun with 2 CPU processes on gloo: every example seen once per epoch, one run directory."""
+    out = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "specc", "train", str(tiny_spec), "--nproc", "2", "--device", "cpu",
+                           "--data", str(fake_data), "--out", str(out), "--epochs", "2", "--no-progress"],
+                          capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "2 process(es)" in proc.stdout and proc.stdout.count("epoch 1/2") == 1  # rank 0 alone prints
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["examples"] for r in rows] == [256, 256]
+    assert all(math.isfinite(r["train_loss"]) for r in rows)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ddp", "tiny.cnn"]  # nothing else written
+
+
+# --- real Fashion-MNIST ------------------------------------------------------------
+@real_data
+def test_real_fashion_mnist_is_found_and_valid():
+    ds = data.load("fashion-mnist")
+    assert ds.train_images.shape == (60000, 1, 28, 28) and ds.test_images.shape == (10000, 1, 28, 28)
+    assert torch.bincount(ds.train_labels).tolist() == [6000] * 10
+
+
+@real_data
+def test_short_training_on_real_fashion_mnist_learns(tmp_path):
+    """A fixed budget (one epoch over 12,000 examples) reliably reaches well above chance (0.10):
+    seeds 0-2 reached 0.72-0.76 here, so 0.60 leaves room for other CPUs and torch versions."""
+    spec = tmp_path / "small.cnn"
+    spec.write_text("input 1x28x28\nconv 5x5 8 p2 -> relu -> maxpool 2 s2 -> conv 5x5 16 -> relu -> maxpool 2 s2\n"
+                    "-> flatten -> fc 64 -> relu -> fc 10\n")
+    run = start(str(spec), {}, {"epochs": 1, "batch": 64, "lr": 0.1, "momentum": 0.9},
+                quiet_options(out=str(tmp_path / "run"), train_limit=12000))
+    (row,) = run.fit()
+    assert row["test_acc"] > 0.60, row
