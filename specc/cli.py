@@ -211,13 +211,15 @@ Examples:
 @click.option("--resume", type=click.Path(file_okay=False, exists=True), metavar="RUN_DIR",
               help="Continue the run in RUN_DIR from its last checkpoint (only --epochs may change).")
 @click.option("--compile", "use_compile", is_flag=True, help="torch.compile the model.")
+@click.option("--channels-last/--no-channels-last", default=None,
+              help="Memory format of activations (default: channels_last on CUDA only).")
 @click.option("--nproc", type=click.IntRange(min=1), default=1, help="Processes (DistributedDataParallel via torchrun).")
 @click.option("--limit", type=click.IntRange(min=1), metavar="N",
               help="Use only the first N training and N test examples (quick trials).")
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar (default: when stdout is a terminal; plain lines otherwise).")
-def train(spec, data_name, assignments, input_shape, data_dir, device, out, resume, use_compile, nproc, limit,
-          progress, **recipe_flags) -> None:
+def train(spec, data_name, assignments, input_shape, data_dir, device, out, resume, use_compile, channels_last,
+          nproc, limit, progress, **recipe_flags) -> None:
     if nproc > 1:
         _relaunch_with_torchrun(nproc)
     if (spec is None) == (resume is None):
@@ -227,6 +229,7 @@ def train(spec, data_name, assignments, input_shape, data_dir, device, out, resu
     from . import train as training  # imports torch
 
     options = training.Options(data_dir=data_dir, device=device, out=out, compile=use_compile,
+                               channels_last=channels_last,
                                train_limit=limit, test_limit=limit, progress=progress, echo=click.echo)
     try:
         if resume:

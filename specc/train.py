@@ -36,6 +36,7 @@ class Options(NamedTuple):
     device: str = "auto"
     out: str | None = None
     compile: bool = False
+    channels_last: bool | None = None  # None: on CUDA only; on CPU it helps some networks and slows others
     train_limit: int | None = None  # first N training examples (quick runs, tests)
     test_limit: int | None = None
     progress: bool | None = None  # None: a bar when stdout is a terminal, lines otherwise
@@ -183,7 +184,7 @@ class Run:
         torch.manual_seed(recipe["seed"])
         self.model = net.build(device=self.device)
         init_weights(self.model, recipe["init"])
-        if self.device.type == "cuda":
+        if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.optimizer = make_optimizer(self.model, recipe)
         self.history: list[dict] = []
@@ -268,9 +269,14 @@ class Run:
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
+    @property
+    def channels_last(self) -> bool:
+        wanted = self.options.channels_last
+        return len(self.net.input_shape) == 3 and (self.device.type == "cuda" if wanted is None else wanted)
+
     def prepare(self, images: torch.Tensor) -> torch.Tensor:
         x = self.adapt(images)
-        if self.device.type == "cuda" and x.dim() == 4:
+        if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
 
@@ -359,7 +365,8 @@ class Run:
             f"data     {ds.name} from {ds.source}: {len(ds.train_labels):,} train / {len(ds.test_labels):,} test, "
             f"{shape(ds.sample_shape)}{adapted}",
             f"device   {device_name(self.device)}, {self.procs.world} process(es)"
-            + (", bf16 autocast, channels_last" if self.device.type == "cuda" else "")
+            + (", bf16 autocast" if self.device.type == "cuda" else "")
+            + (", channels_last" if self.channels_last else "")
             + (", torch.compile" if self.options.compile else ""),
             f"recipe   batch {r['batch']}, {r['epochs']} epochs, {optimizer} lr {r['lr']} ({r['schedule']}), "
             f"{r['init']} init, seed {r['seed']}"
