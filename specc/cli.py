@@ -16,7 +16,7 @@ EXAMPLE_SPEC = """\b
 
 
 @click.group(help=f"""specc compiles .cnn architecture specs: checks every shape statically,
-reports parameters and cost, and builds PyTorch modules.
+reports parameters and cost, builds PyTorch modules and trains them.
 
 A spec reads like the paper's diagram:
 
@@ -27,6 +27,8 @@ Examples:
   specc check specs/*.cnn
   specc summary specs/alexnet.cnn --batch 128
   specc summary specs/lenet.cnn --input 1x32x32 --set classes=100 --format json
+  specc train specs/lenet.cnn
+  specc eval runs/lenet-20261124-101500
 
 The language is described in docs/language.md.""")
 @click.version_option(__version__, prog_name="specc")

@@ -16,13 +16,15 @@ class Span(NamedTuple):
     column: int
     end_line: int
     end_column: int
+    # (path, source) of an imported file; None for the file being loaded.
+    origin: tuple[str, str] | None = None
 
     def cover(self, other: "Span | None") -> "Span":
         if other is None:
             return self
         start = min((self.line, self.column), (other.line, other.column))
         end = max((self.end_line, self.end_column), (other.end_line, other.end_column))
-        return Span(start[0], start[1], end[0], end[1])
+        return Span(start[0], start[1], end[0], end[1], self.origin)
 
 
 class SpecError(Exception):
@@ -48,9 +50,13 @@ class SpecError(Exception):
         return self.span.column if self.span else None
 
     def located(self, path: str, source: str) -> "SpecError":
-        """Fill in the file this error belongs to, unless an inner phase already did."""
+        """Fill in the file this error belongs to, unless an inner phase already did.
+
+        A span from an imported file names that file, so a mistake inside a
+        shared block library is shown there, not at the importing line.
+        """
         if self.path is None:
-            self.path, self.source = path, source
+            self.path, self.source = self.span.origin if self.span and self.span.origin else (path, source)
         return self
 
     def with_note(self, note: str) -> "SpecError":

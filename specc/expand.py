@@ -172,8 +172,9 @@ class Expander:
     def _resolve(self, kind: LayerKind, layer: n.Layer, scope) -> tuple[Args, dict[str, Span]]:
         bound: dict[str, tuple[Any, Span]] = {}
         for default, values in self.defaults:
-            if REGISTRY[default.op] is kind and (default.span.line, default.span.column) < (
-                    layer.span.line, layer.span.column):
+            # A default holds for the rest of its own file (an import's defaults stay in it).
+            if REGISTRY[default.op] is kind and default.span.origin == layer.span.origin and (
+                    default.span.line, default.span.column) < (layer.span.line, layer.span.column):
                 bound.update(values)
         bound.update(self._bind(kind, layer.args, scope))
         args, spans = Args(), {}

@@ -6,6 +6,7 @@ from typing import Any
 
 from .errors import SpecError, did_you_mean
 from .expand import SeqNode, expand
+from .imports import link
 from .infer import LayerRow, infer
 from .parse import parse
 
@@ -67,7 +68,7 @@ def loads(text: str, *, name: str = "inline", path: str = "<string>",
           input_shape: tuple[int, ...] | None = None, **params: Any) -> Network:
     """Like load(), from a string."""
     try:
-        spec = parse(text, path)
+        spec = link(parse(text, path), path)
         graph = expand(spec, params)
         shape = _input_shape(spec, input_shape)
         output_shape, rows = infer(graph, shape)

@@ -129,6 +129,11 @@ class Setting(NamedTuple):
     value_span: Span
 
 
+class Import(NamedTuple):
+    path: str  # as written, relative to the importing file
+    span: Span
+
+
 class SpecFile:
     """A whole file: its declarations and its body chain."""
 
@@ -141,3 +146,4 @@ class SpecFile:
         self.blocks: dict[str, Block] = {}
         self.body: Chain | None = None
         self.train: dict[str, Setting] = {}
+        self.imports: list[Import] = []

@@ -5,6 +5,7 @@ nodes carrying Spans, and Lark's exceptions become located SpecErrors.
 """
 from __future__ import annotations
 
+import contextvars
 import functools
 from pathlib import Path
 
@@ -45,7 +46,12 @@ def parser() -> lark.Lark:
                      maybe_placeholders=False, cache=True)
 
 
-def parse(source: str, path: str = "<spec>") -> n.SpecFile:
+# Set while parsing an imported file, so that every span names its file.
+_ORIGIN: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVar("origin", default=None)
+
+
+def parse(source: str, path: str = "<spec>", imported: bool = False) -> n.SpecFile:
+    origin = _ORIGIN.set((path, source) if imported else None)
     try:
         tree = parser().parse(source)
         return ToNodes(source, path).transform(tree)
@@ -59,14 +65,16 @@ def parse(source: str, path: str = "<spec>") -> n.SpecFile:
         raise
     except RecursionError:
         raise SpecError("the spec nests too deeply", path=path, source=source) from None
+    finally:
+        _ORIGIN.reset(origin)
 
 
 def _token_span(tok: Token) -> Span:
-    return Span(tok.line, tok.column, tok.end_line, tok.end_column)
+    return Span(tok.line, tok.column, tok.end_line, tok.end_column, _ORIGIN.get())
 
 
 def _meta_span(meta) -> Span:
-    return Span(meta.line, meta.column, meta.end_line, meta.end_column)
+    return Span(meta.line, meta.column, meta.end_line, meta.end_column, _ORIGIN.get())
 
 
 def _describe(terminal: str) -> str:
@@ -238,6 +246,9 @@ class ToNodes(Transformer):
             settings[setting.key] = setting
         return ("train", (settings, _meta_span(meta)))
 
+    def import_(self, meta, children):
+        return ("import", n.Import(str(children[0])[1:-1], _meta_span(meta)))
+
     def start(self, meta, children):
         spec = n.SpecFile(self.path, self.source)
         seen: dict[str, Span] = {}
@@ -255,6 +266,8 @@ class ToNodes(Transformer):
                 spec.params.append(decl)
             elif kind == "default":
                 spec.defaults.append(decl)
+            elif kind == "import":
+                spec.imports.append(decl)
             elif kind == "train":
                 _once(seen, "train", "the 'train' section is given twice", decl[1])
                 spec.train = decl[0]

@@ -1,0 +1,74 @@
+"""Import phase: `import "lib/resnet.cnn"` brings that file's blocks and params into scope.
+
+Paths are relative to the importing file. An imported file's own imports are
+followed too; a file reached twice (a diamond) is merged once; a cycle, a
+missing file or a name defined in two places is a located error. Only blocks
+and params cross files: an imported file's defaults stay with its own blocks
+(expand.py compares the files spans come from), and its input, network name,
+body and train section are ignored.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import nodes as n
+from .errors import SpecError, Span
+
+
+def link(spec: n.SpecFile, path: str) -> n.SpecFile:
+    """`spec` with everything its imports define merged into its blocks, params and defaults."""
+    here = Path(path).resolve() if not path.startswith("<") else Path.cwd() / "<string>"
+    defined = {**{f"block {b}": (here, block.span) for b, block in spec.blocks.items()},
+               **{f"param {p.name}": (here, p.span) for p in spec.params}}
+    _follow(spec, spec, here, [here], set(), defined)
+    return spec
+
+
+def _follow(into: n.SpecFile, spec: n.SpecFile, here: Path, stack: list[Path], done: set[Path],
+            defined: dict[str, tuple[Path, Span]]) -> None:
+    for imp in spec.imports:
+        target = (here.parent / imp.path).resolve()
+        if target in stack:
+            cycle = " -> ".join(p.name for p in stack[stack.index(target):] + [target])
+            raise SpecError(f"import cycle: {cycle}", imp.span, hint="move the shared blocks into a file both import")
+        if target in done:
+            continue
+        imported = _parse_file(target, imp)
+        done.add(target)
+        _follow(into, imported, target, stack + [target], done, defined)
+        _merge(into, imported, target, imp, defined)
+
+
+def _parse_file(target: Path, imp: n.Import) -> n.SpecFile:
+    from .parse import parse
+    try:
+        source = target.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(f"cannot import '{imp.path}': no such file {target}", imp.span,
+                        hint="import paths are relative to the importing file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"cannot import '{imp.path}': {exc}", imp.span) from None
+    return parse(source, _display(target), imported=True)
+
+
+def _merge(into: n.SpecFile, imported: n.SpecFile, target: Path, imp: n.Import,
+           defined: dict[str, tuple[Path, Span]]) -> None:
+    named = [(f"block {name}", block.span) for name, block in imported.blocks.items()]
+    named += [(f"param {p.name}", p.span) for p in imported.params]
+    for key, span in named:
+        if key in defined:
+            where, first = defined[key]
+            raise SpecError(f"{key} from '{imp.path}' clashes with the {key} of {_display(where)}:{first.line}",
+                            imp.span, hint="rename one of them; imported names share one scope")
+        defined[key] = (target, span)
+    into.blocks.update(imported.blocks)
+    # Imported params come first: the importing file's params may use them.
+    into.params[:0] = imported.params
+    into.defaults.extend(imported.defaults)
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
