@@ -201,7 +201,8 @@ Examples:
   specc train specs/alexnet.cnn --epochs 2 --batch 64 --device cuda
   specc train specs/lenet.cnn --lr 0.1 --optimizer adam --schedule cosine
   specc train --resume runs/lenet-20261124-101500 --epochs 20
-  specc train specs/resnet18.cnn --nproc 2      (DistributedDataParallel)""")
+  specc train specs/resnet18.cnn --nproc 2      (DistributedDataParallel)
+  specc train specs/lenet.cnn --init-from runs/lenet-20261124-101500/best.safetensors""")
 @click.argument("spec", required=False, type=click.Path(dir_okay=False))
 @recipe_options
 @set_option
@@ -212,6 +213,9 @@ Examples:
 @click.option("--out", type=click.Path(file_okay=False), help="Run directory (default runs/NETWORK-TIMESTAMP).")
 @click.option("--resume", type=click.Path(file_okay=False, exists=True), metavar="RUN_DIR",
               help="Continue the run in RUN_DIR from its last checkpoint (only --epochs may change).")
+@click.option("--init-from", type=click.Path(dir_okay=False, exists=True), metavar="PATH",
+              help="Start from these weights (.safetensors or .pt state_dict, e.g. a torchvision "
+                   "model's), matched to the spec by order and shape.")
 @click.option("--compile", "use_compile", is_flag=True, help="torch.compile the model.")
 @click.option("--channels-last/--no-channels-last", default=None,
               help="Memory format of activations (default: channels_last on CUDA only).")
@@ -220,8 +224,8 @@ Examples:
               help="Use only the first N training and N test examples (quick trials).")
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar (default: when stdout is a terminal; plain lines otherwise).")
-def train(spec, data_name, assignments, input_shape, data_dir, device, out, resume, use_compile, channels_last,
-          nproc, limit, progress, **recipe_flags) -> None:
+def train(spec, data_name, assignments, input_shape, data_dir, device, out, resume, init_from, use_compile,
+          channels_last, nproc, limit, progress, **recipe_flags) -> None:
     if nproc > 1:
         _relaunch_with_torchrun(nproc)
     if (spec is None) == (resume is None):
@@ -231,7 +235,7 @@ def train(spec, data_name, assignments, input_shape, data_dir, device, out, resu
     from . import train as training  # imports torch
 
     options = training.Options(data_dir=data_dir, device=device, out=out, compile=use_compile,
-                               channels_last=channels_last,
+                               channels_last=channels_last, init_from=init_from,
                                train_limit=limit, test_limit=limit, progress=progress, echo=click.echo)
     try:
         if resume:

@@ -41,10 +41,18 @@ class Network:
         """Values output by all layers per sample."""
         return sum(row.activations for row in self.layers)
 
-    def build(self, device=None, dtype=None):
-        """A torch.nn.Module equivalent to the spec; torch is imported only here."""
+    def build(self, device=None, dtype=None, weights=None):
+        """A torch.nn.Module equivalent to the spec; torch is imported only here.
+
+        `weights` (a module such as a torchvision model, a state_dict, or a
+        .safetensors/.pt file) is copied in by structure: same order, same shapes.
+        """
         from .build import build_module
-        return build_module(self, device=device, dtype=dtype)
+        module = build_module(self, device=device, dtype=dtype)
+        if weights is not None:
+            from .weights import transfer
+            transfer(module, weights)
+        return module
 
     def __repr__(self) -> str:
         shape = lambda s: "x".join(map(str, s))

@@ -36,6 +36,7 @@ class Options(NamedTuple):
     device: str = "auto"
     out: str | None = None
     compile: bool = False
+    init_from: str | None = None  # weights file (.safetensors/.pt) copied in by structure after init
     channels_last: bool | None = None  # None: on CUDA only; on CPU it helps some networks and slows others
     train_limit: int | None = None  # first N training examples (quick runs, tests)
     test_limit: int | None = None
@@ -184,6 +185,8 @@ class Run:
         torch.manual_seed(recipe["seed"])
         self.model = net.build(device=self.device)
         init_weights(self.model, recipe["init"])
+        if options.init_from and resume_from is None:
+            self._load_initial_weights(options.init_from)
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.optimizer = make_optimizer(self.model, recipe)
@@ -196,6 +199,13 @@ class Run:
         self.step_model = self._wrap(self.model)
         self.run_dir = run_dir or self._new_run_dir()
         self.loss_fn = nn.CrossEntropyLoss(label_smoothing=recipe["label_smoothing"])
+
+    def _load_initial_weights(self, path: str) -> None:
+        from .weights import WeightsError, transfer
+        try:
+            transfer(self.model, path)
+        except WeightsError as exc:
+            raise TrainError(f"--init-from {path}: {exc}") from None
 
     def _load_data(self) -> data.Dataset:
         try:
@@ -369,7 +379,8 @@ class Run:
             + (", channels_last" if self.channels_last else "")
             + (", torch.compile" if self.options.compile else ""),
             f"recipe   batch {r['batch']}, {r['epochs']} epochs, {optimizer} lr {r['lr']} ({r['schedule']}), "
-            f"{r['init']} init, seed {r['seed']}"
+            f"{r['init']} init" + (f" then weights from {self.options.init_from}" if self.options.init_from else "")
+            + f", seed {r['seed']}"
             + (f", weight decay {r['weight_decay']}" if r["weight_decay"] else "")
             + (f", label smoothing {r['label_smoothing']}" if r["label_smoothing"] else ""),
             f"memory   ~{human_bytes(self.memory_estimate(self.local_batch))} estimated for training"
@@ -387,7 +398,7 @@ class Run:
         return {"spec": self.net.source, "spec_path": self.net.path, "network": self.net.name,
                 "params": self.params, "input_shape": list(self.net.input_shape), "recipe": self.recipe,
                 "classes": list(self.dataset.classes), "epoch": epoch, "history": self.history,
-                "adapted": list(self.adapt.notes)}
+                "adapted": list(self.adapt.notes), "init_from": self.options.init_from}
 
     def save_epoch(self, epoch: int, improved: bool) -> None:
         meta = self.meta(epoch)

@@ -380,3 +380,18 @@ def test_short_training_on_real_fashion_mnist_learns(tmp_path):
                 quiet_options(out=str(tmp_path / "run"), train_limit=12000))
     (row,) = run.fit()
     assert row["test_acc"] > 0.60, row
+
+
+def test_init_from_a_previous_run(tiny_spec, fake_data, tmp_path):
+    first = start(str(tiny_spec), {}, {"epochs": 1}, quiet_options(data_dir=str(fake_data), out=str(tmp_path / "a")))
+    first.fit()
+    said = []
+    warm = start(str(tiny_spec), {}, {"epochs": 1, "seed": 5},
+                 Options(device="cpu", progress=False, echo=said.append, data_dir=str(fake_data),
+                         out=str(tmp_path / "b"), init_from=str(tmp_path / "a" / "best.safetensors")))
+    for name, tensor in first.model.state_dict().items():
+        assert torch.equal(warm.model.state_dict()[name], tensor), name
+    warm.fit()
+    assert any("then weights from" in line for line in said)
+    with pytest.raises(TrainError, match="--init-from .*no weights file"):
+        start(str(tiny_spec), {}, {}, quiet_options(data_dir=str(fake_data), init_from=str(tmp_path / "none.pt")))
