@@ -78,6 +78,13 @@ def read_meta(path: Path) -> dict[str, Any]:
     return meta
 
 
+def network(meta: dict[str, Any]):
+    """The checked Network a checkpoint was trained from: its embedded spec, params and input."""
+    from .network import loads
+    return loads(meta["spec"], name=meta["network"], path=meta["spec_path"],
+                 input_shape=tuple(meta["input_shape"]), **meta["params"])
+
+
 def load_tensors(path: Path) -> dict[str, torch.Tensor]:
     out = {}
     with safe_open(str(path), framework="pt") as f:

@@ -1,12 +1,13 @@
 """The `specc` command line. Only `build`-like commands import torch."""
 from __future__ import annotations
 
+import functools
 import sys
 
 import click
 
 from . import __version__
-from .errors import SpecError
+from .errors import SpecError, TrainError
 
 EXAMPLE_SPEC = """\b
   input 1x28x28
@@ -154,6 +155,23 @@ def summary(file, input_shape, assignments, batch, fmt) -> None:
 
 
 # --- training -------------------------------------------------------------------------
+def _training_errors(fn):
+    """Turns the training phases' errors into a message and exit status 1, Ctrl-C into status 130."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except SpecError as err:
+            click.echo(str(err), err=True)
+            sys.exit(1)
+        except TrainError as err:
+            click.echo(f"error: {err}", err=True)
+            sys.exit(1)
+        except KeyboardInterrupt:
+            sys.exit(130)
+    return wrapper
+
+
 def recipe_options(fn):
     """One flag per key of the recipe schema (specc/train.schema.json)."""
     flags = [
@@ -178,10 +196,6 @@ def recipe_options(fn):
     for flag in reversed(flags):
         fn = flag(fn)
     return fn
-
-
-RECIPE_KEYS = ("batch", "epochs", "optimizer", "lr", "momentum", "weight_decay", "schedule", "step_size",
-               "gamma", "label_smoothing", "init", "seed", "channels")
 
 
 @main.command(help="""Train a spec on real data and write a run directory.
@@ -224,33 +238,24 @@ Examples:
               help="Use only the first N training and N test examples (quick trials).")
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar (default: when stdout is a terminal; plain lines otherwise).")
+@_training_errors
 def train(spec, data_name, assignments, input_shape, data_dir, device, out, resume, init_from, use_compile,
           channels_last, nproc, limit, progress, **recipe_flags) -> None:
     if nproc > 1:
         _relaunch_with_torchrun(nproc)
     if (spec is None) == (resume is None):
         raise click.UsageError("give a SPEC to start a run, or --resume RUN_DIR to continue one")
-    overrides = {key: recipe_flags.get(key) for key in RECIPE_KEYS}
-    overrides["data"] = data_name
+    overrides = {**recipe_flags, "data": data_name}  # recipe_options: one flag per schema key
     from . import train as training  # imports torch
 
     options = training.Options(data_dir=data_dir, device=device, out=out, compile=use_compile,
                                channels_last=channels_last, init_from=init_from,
                                train_limit=limit, test_limit=limit, progress=progress, echo=click.echo)
-    try:
-        if resume:
-            run = training.resume(resume, overrides, options)
-        else:
-            run = training.start(spec, parse_assignments(assignments), overrides, options, input_shape)
-        run.fit()
-    except SpecError as err:
-        click.echo(str(err), err=True)
-        sys.exit(1)
-    except training.TrainError as err:
-        click.echo(f"error: {err}", err=True)
-        sys.exit(1)
-    except KeyboardInterrupt:
-        sys.exit(130)
+    if resume:
+        run = training.resume(resume, overrides, options)
+    else:
+        run = training.start(spec, parse_assignments(assignments), overrides, options, input_shape)
+    run.fit()
 
 
 def _relaunch_with_torchrun(nproc: int) -> None:
@@ -270,21 +275,6 @@ def _relaunch_with_torchrun(nproc: int) -> None:
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
                "-m", "specc", *args]
     os.execv(sys.executable, command)
-
-
-def _training_errors(fn):
-    """Turns the training phases' errors into a message and exit status 1."""
-    import functools
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        from .train import TrainError
-        try:
-            return fn(*args, **kwargs)
-        except (SpecError, TrainError) as err:
-            click.echo(str(err) if isinstance(err, SpecError) else f"error: {err}", err=True)
-            sys.exit(1)
-    return wrapper
 
 
 which_option = click.option("--checkpoint", "which", type=click.Choice(["best", "last"]), default="best",

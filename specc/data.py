@@ -79,7 +79,7 @@ def find_idx_files(directory: Path) -> dict[str, Path] | None:
 
 def _load_idx_dataset(name: str, data_dir: str | None) -> Dataset:
     looked = candidate_dirs(name, data_dir)
-    files, where = next(((find_idx_files(d), d) for d in looked if find_idx_files(d)), (None, None))
+    files, where = next(((f, d) for d in looked if (f := find_idx_files(d))), (None, None))
     if files is None:
         where = _download_with_torchvision(name)
         files = find_idx_files(where) if where else None

@@ -67,6 +67,13 @@ class SpecError(Exception):
         return render(self)
 
 
+class TrainError(Exception):
+    """A training run, evaluation or prediction that cannot start or go on; the message says why and what to do.
+
+    Defined here, beside SpecError, so the CLI can catch it without importing torch.
+    """
+
+
 def render(err: SpecError) -> str:
     where = err.path or "<spec>"
     if err.span:

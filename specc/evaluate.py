@@ -6,8 +6,8 @@ from pathlib import Path
 import torch
 
 from . import checkpoint, data
-from .network import loads
-from .train import Adapter, TrainError, make_adapter, pick_device
+from .errors import TrainError
+from .train import make_adapter, pick_device, predict_classes
 
 
 def load_run(run_dir: str, which: str, device: torch.device):
@@ -17,8 +17,7 @@ def load_run(run_dir: str, which: str, device: torch.device):
         meta = checkpoint.read_meta(path)
     except checkpoint.CheckpointError as exc:
         raise TrainError(str(exc)) from None
-    net = loads(meta["spec"], name=meta["network"], path=meta["spec_path"],
-                input_shape=tuple(meta["input_shape"]), **meta["params"])
+    net = checkpoint.network(meta)
     model = net.build(device=device)
     model.load_state_dict(checkpoint.model_state(checkpoint.load_tensors(path)))
     return net, model.eval(), meta
@@ -33,18 +32,13 @@ def evaluate(run_dir: str, which: str = "best", data_dir: str | None = None, dev
     except data.DataError as exc:
         raise TrainError(str(exc)) from None
     adapt = make_adapter(ds.sample_shape, net.input_shape, meta["recipe"]["channels"])
-    preds = _predict_classes(model, adapt, ds.test_images.to(dev)).cpu()
+    preds = predict_classes(model, adapt, ds.test_images.to(dev)).cpu()
     k = len(ds.classes)
     confusion = torch.bincount(ds.test_labels * k + preds, minlength=k * k).view(k, k)
     per_class = (confusion.diag().double() / confusion.sum(1).clamp(min=1)).tolist()
     return {"checkpoint": str(Path(run_dir) / f"{which}.safetensors"), "epoch": meta["epoch"],
             "accuracy": confusion.diag().sum().item() / max(1, len(preds)), "classes": list(ds.classes),
             "per_class": per_class, "confusion": confusion.tolist(), "examples": len(preds)}
-
-
-@torch.inference_mode()
-def _predict_classes(model, adapt: Adapter, images: torch.Tensor, batch: int = 1024) -> torch.Tensor:
-    return torch.cat([model(adapt(images[i:i + batch])).argmax(1) for i in range(0, len(images), batch)])
 
 
 @torch.inference_mode()

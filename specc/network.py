@@ -15,11 +15,12 @@ class Network:
     """A checked spec: shapes, parameter counts and costs, computed without torch."""
 
     def __init__(self, name: str, path: str, source: str, input_shape: tuple[int, ...], graph: SeqNode,
-                 output_shape: tuple[int, ...], layers: list[LayerRow], params: dict[str, Any]):
+                 output_shape: tuple[int, ...], layers: list[LayerRow], params: dict[str, Any],
+                 train_settings: dict | None = None):
         self.name, self.path, self.source = name, path, source
         self.input_shape, self.output_shape = input_shape, output_shape
         self.graph, self.layers, self.params = graph, layers, params
-        self.train_settings: dict = {}  # the spec's `train { }` lines (nodes.Setting), see recipe.py
+        self.train_settings = train_settings or {}  # the `train { }` lines (nodes.Setting), see recipe.py
 
     @property
     def param_count(self) -> int:
@@ -87,9 +88,7 @@ def loads(text: str, *, name: str = "inline", path: str = "<string>",
     if spec.network:
         name = spec.network[0]
     resolved = {p.name: None for p in spec.params}
-    net = Network(name, path, text, shape, graph, output_shape, rows, resolved)
-    net.train_settings = spec.train
-    return net
+    return Network(name, path, text, shape, graph, output_shape, rows, resolved, spec.train)
 
 
 def _input_shape(spec, override) -> tuple[int, ...]:

@@ -24,11 +24,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import checkpoint, data
+from .errors import TrainError
 from .report import human_bytes, human_count, training_memory
-
-
-class TrainError(Exception):
-    """A run that cannot start or go on; the message says why and what to do."""
 
 
 class Options(NamedTuple):
@@ -141,6 +138,14 @@ def _channel_step(have: int, want: int, mode: str, notes: list[str]):
     fix = {(1, 3): "replicate", (3, 1): "average"}.get((have, want))
     hint = f"; set `channels = {fix}` in the train section or pass --channels {fix}" if fix else ""
     raise TrainError(f"the spec's input has {want} channel(s) but the data has {have}{hint}")
+
+
+@torch.inference_mode()
+def predict_classes(model: nn.Module, convert: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor,
+                    batch: int = 1024) -> torch.Tensor:
+    """The predicted class of every uint8 image, converted and classified `batch` at a time."""
+    outs = [model(convert(images[i:i + batch])).argmax(1) for i in range(0, len(images), batch)]
+    return torch.cat(outs) if outs else torch.zeros(0, dtype=torch.long, device=images.device)
 
 
 # --- the model and its optimizer ---------------------------------------------
@@ -324,14 +329,9 @@ class Run:
                 "examples": int(total_seen), "seconds": seconds,
                 "examples_per_sec": total_seen / seconds if seconds else 0.0}
 
-    @torch.inference_mode()
-    def predict_all(self, images: torch.Tensor, batch: int = 1024) -> torch.Tensor:
-        self.model.eval()
-        outs = []
-        for start in range(0, len(images), batch):
-            with self.autocast():
-                outs.append(self.model(self.prepare(images[start:start + batch])).argmax(1))
-        return torch.cat(outs) if outs else torch.zeros(0, dtype=torch.long, device=self.device)
+    def predict_all(self, images: torch.Tensor) -> torch.Tensor:
+        with self.autocast():
+            return predict_classes(self.model.eval(), self.prepare, images)
 
     def test_accuracy(self) -> float:
         rank, world = self.procs.rank, self.procs.world
@@ -504,7 +504,6 @@ def start(spec_path: str, params: dict, overrides: dict, options: Options, input
 
 def resume(run_dir: str, overrides: dict, options: Options) -> Run:
     """Continue the run in `run_dir` from its `last` checkpoint; only `epochs` may change."""
-    from .network import loads
     path = Path(run_dir) / "last.safetensors"
     try:
         meta = checkpoint.read_meta(path)
@@ -515,8 +514,7 @@ def resume(run_dir: str, overrides: dict, options: Options) -> Run:
         raise TrainError("a resumed run keeps its recipe (only --epochs may change); got "
                          + ", ".join(f"--{k.replace('_', '-')}" for k in changed))
     recipe = {**meta["recipe"], **({"epochs": overrides["epochs"]} if overrides.get("epochs") else {})}
-    net = loads(meta["spec"], name=meta["network"], path=meta["spec_path"],
-                input_shape=tuple(meta["input_shape"]), **meta["params"])
+    net = checkpoint.network(meta)
     tensors = checkpoint.load_tensors(path)
     return Run(net, recipe, meta["params"], options, start_processes(options.device),
                run_dir=Path(run_dir), resume_from={"meta": meta, "tensors": tensors})

@@ -25,7 +25,8 @@ from specc.train import Options, TrainError, make_adapter, resume, start
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL = Path(data.DEBIAN_DIRS["fashion-mnist"])
-real_data = pytest.mark.skipif(data.find_idx_files(REAL) is None,
+# CI installs the Debian package, so there a missing dataset fails instead of skipping.
+real_data = pytest.mark.skipif(data.find_idx_files(REAL) is None and os.environ.get("CI") != "true",
                                reason="needs Debian's dataset-fashion-mnist (apt-get install dataset-fashion-mnist)")
 
 TINY = """
@@ -221,7 +222,6 @@ def test_a_run_writes_its_directory(tiny_spec, fake_data, tmp_path):
     assert checkpoint.read_meta(out / "last.safetensors") == meta
     weights = load_file(str(out / "last.safetensors"))
     assert {k for k in weights if "/" not in k} == set(run.model.state_dict())
-    assert any(k.startswith("optimizer/") for k in weights) or run.recipe["momentum"] == 0
     assert "rng/cpu" in weights
 
 
@@ -239,6 +239,7 @@ def test_resumed_run_equals_uninterrupted_run(tiny_spec, fake_data, tmp_path):
     resumed.fit()
     a, b = load_file(str(tmp_path / "a" / "last.safetensors")), load_file(str(tmp_path / "b" / "last.safetensors"))
     assert a.keys() == b.keys()
+    assert any(key.startswith("optimizer/") for key in a)  # the momentum buffers were saved and restored
     for key in a:
         assert torch.equal(a[key], b[key]), key
     strip = lambda rows: [{k: v for k, v in r.items() if k not in ("seconds", "examples_per_sec")} for r in rows]
