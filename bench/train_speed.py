@@ -1,7 +1,7 @@
 """Training throughput: specc's loop against a faithful d2l train_ch6 loop, same model, same steps.
 
 (a) specc: the dataset decoded once into a uint8 tensor, batches sliced and
-    converted on the device (specc.train.Run.train_epoch).
+    converted on the device (specc.train.loop.Run.train_epoch).
 (b) d2l: torchvision.datasets.FashionMNIST + [Resize] + ToTensor +
     DataLoader(shuffle=True, num_workers=4), then d2l's step: zero_grad,
     forward, CrossEntropyLoss, backward, SGD step, and d2l.accuracy's
@@ -26,8 +26,8 @@ import torch
 from torch import nn
 
 import specc
-from specc import data, recipe as recipes
-from specc.train import Options, Run, init_weights, start_processes
+from specc.train import data, recipe as recipes
+from specc.train.loop import Options, Run, init_weights, start_processes
 
 
 def unpacked_fashion_root(source: Path) -> Path:

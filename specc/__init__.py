@@ -5,7 +5,7 @@
     net.output_shape, net.param_count, net.macs
     module = net.build()      # torch is imported only here
 """
-from .errors import SpecError
+from .lang.errors import SpecError
 from .network import Network, load, loads
 
 __all__ = ["Network", "SpecError", "load", "loads"]

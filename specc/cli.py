@@ -7,7 +7,7 @@ import sys
 import click
 
 from . import __version__
-from .errors import SpecError, TrainError
+from .lang.errors import SpecError, TrainError
 
 EXAMPLE_SPEC = """\b
   input 1x28x28
@@ -76,7 +76,7 @@ input_option = click.option("--input", "input_shape", callback=parse_shape, meta
 
 
 def _recipe_or_exit(net):
-    from .recipe import resolve
+    from .train.recipe import resolve
 
     try:
         resolve(net)
@@ -112,7 +112,7 @@ Example:
 @click.option("--recipe", is_flag=True,
               help="Also validate each spec's `train { }` section against the recipe schema.")
 def check(files, input_shape, assignments, recipe) -> None:
-    from .report import check_line
+    from .tools.summary import check_line
 
     failed = 0
     for path in files:
@@ -146,7 +146,7 @@ Examples:
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "markdown"]), default="table",
               show_default=True, help="table for people, json for tools, markdown for READMEs.")
 def summary(file, input_shape, assignments, batch, fmt) -> None:
-    from .report import summary_json, summary_table
+    from .tools.summary import summary_json, summary_table
 
     net = load_or_exit(file, input_shape, assignments)
     if net is None:
@@ -173,7 +173,7 @@ def _training_errors(fn):
 
 
 def recipe_options(fn):
-    """One flag per key of the recipe schema (specc/train.schema.json)."""
+    """One flag per key of the recipe schema (specc/train/train.schema.json)."""
     flags = [
         click.option("--dataset", "data_name", metavar="NAME",
                      help="Overrides the recipe's `data`: fashion-mnist (default), mnist, cifar10 or imagefolder:PATH."),
@@ -246,7 +246,7 @@ def train(spec, data_name, assignments, input_shape, data_dir, device, out, resu
     if (spec is None) == (resume is None):
         raise click.UsageError("give a SPEC to start a run, or --resume RUN_DIR to continue one")
     overrides = {**recipe_flags, "data": data_name}  # recipe_options: one flag per schema key
-    from . import train as training  # imports torch
+    from .train import loop as training  # imports torch
 
     options = training.Options(data_dir=data_dir, device=device, out=out, compile=use_compile,
                                channels_last=channels_last, init_from=init_from,
@@ -298,7 +298,7 @@ Example:
 def evaluate_command(run_dir, which, data_dir, device, as_json) -> None:
     import json
     from tabulate import tabulate
-    from .evaluate import evaluate
+    from .train.evaluate import evaluate
 
     result = evaluate(run_dir, which, data_dir, device)
     if as_json:
@@ -329,7 +329,7 @@ Example:
 @click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda", "mps"]))
 @_training_errors
 def predict(run_dir, images, top, which, device) -> None:
-    from .evaluate import predict as predict_images
+    from .train.evaluate import predict as predict_images
 
     for result in predict_images(run_dir, list(images), top, which, device):
         ranked = ", ".join(f"{name} {p:.3f}" for name, p in result["top"])

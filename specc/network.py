@@ -4,11 +4,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .errors import SpecError, did_you_mean
-from .expand import SeqNode, expand
-from .imports import link
-from .infer import LayerRow, infer
-from .parse import parse
+from .lang.errors import SpecError, did_you_mean
+from .lang.expand import SeqNode, expand
+from .lang.imports import link
+from .lang.infer import LayerRow, infer
+from .lang.parse import parse
 
 
 class Network:
@@ -48,10 +48,10 @@ class Network:
         `weights` (a module such as a torchvision model, a state_dict, or a
         .safetensors/.pt file) is copied in by structure: same order, same shapes.
         """
-        from .build import build_module
+        from .runtime.build import build_module
         module = build_module(self, device=device, dtype=dtype)
         if weights is not None:
-            from .weights import transfer
+            from .runtime.weights import transfer
             transfer(module, weights)
         return module
 

@@ -29,7 +29,7 @@ def test_error_example_renders_as_documented():
 
 
 def test_every_layer_kind_is_documented():
-    from specc.layers import REGISTRY
+    from specc.lang.registry import REGISTRY
     doc = DOC.read_text()
     missing = [name for name in REGISTRY if f"`{name}" not in doc]
     assert not missing

@@ -7,7 +7,7 @@ from conftest import ROOT, SPECS
 PROBE = """
 import sys, specc
 from specc.cli import main
-from specc.report import summary_table, summary_json
+from specc.tools.summary import summary_table, summary_json
 for path in sys.argv[1:]:
     net = specc.load(path)
     summary_table(net, 8); summary_json(net, 8)

@@ -16,7 +16,7 @@ import torch
 import specc
 from conftest import PARITY_ROWS
 from torchvision_counts import DOCUMENTED
-from specc.weights import WeightsError, transfer
+from specc.runtime.weights import WeightsError, transfer
 
 if os.environ.get("CI") == "true":
     import torchvision  # CI installs it: a missing torchvision must fail there, not skip

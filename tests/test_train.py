@@ -19,9 +19,9 @@ from click.testing import CliRunner
 from safetensors.torch import load_file
 
 import specc
-from specc import checkpoint, data, recipe
+from specc.train import checkpoint, data, recipe
 from specc.cli import main
-from specc.train import Options, TrainError, make_adapter, resume, start
+from specc.train.loop import Options, TrainError, make_adapter, resume, start
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL = Path(data.DEBIAN_DIRS["fashion-mnist"])
@@ -296,7 +296,7 @@ def test_classes_mismatch_is_refused(tiny_spec, fake_data):
 
 
 def test_memory_estimate_refuses_and_suggests_a_batch(tiny_spec, fake_data, monkeypatch):
-    import specc.train as training
+    import specc.train.loop as training
     monkeypatch.setattr(training, "available_memory", lambda device: 2_000_000)
     with pytest.raises(TrainError, match=r"try --batch \d+"):
         start(str(tiny_spec), {}, {"batch": 4096}, quiet_options(data_dir=str(fake_data)))

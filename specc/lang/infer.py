@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 from .errors import SpecError, shape_str
 from .expand import CheckNode, LayerNode, MergeNode, SeqNode
-from .layers import LayerError, numel
+from .registry import LayerError, numel
 
 RANK_NAMES = {1: "flat", 3: "spatial"}
 

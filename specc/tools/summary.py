@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from .errors import shape_str
-from .network import Network
+from ..lang.errors import shape_str
+from ..network import Network
 
 FLOAT32_BYTES = 4
 

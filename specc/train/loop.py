@@ -24,8 +24,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import checkpoint, data
-from .errors import TrainError
-from .report import human_bytes, human_count, training_memory
+from ..lang.errors import TrainError
+from ..tools.summary import human_bytes, human_count, training_memory
 
 
 class Options(NamedTuple):
@@ -206,7 +206,7 @@ class Run:
         self.loss_fn = nn.CrossEntropyLoss(label_smoothing=recipe["label_smoothing"])
 
     def _load_initial_weights(self, path: str) -> None:
-        from .weights import WeightsError, transfer
+        from ..runtime.weights import WeightsError, transfer
         try:
             transfer(self.model, path)
         except WeightsError as exc:
@@ -496,7 +496,7 @@ def available_memory(device: torch.device) -> int | None:
 def start(spec_path: str, params: dict, overrides: dict, options: Options, input_shape=None) -> Run:
     """A new run of the spec at `spec_path` (recipe: its train section, then `overrides`)."""
     from . import recipe as recipes
-    from .network import load
+    from ..network import load
     net = load(spec_path, input_shape=input_shape, **params)
     recipe = recipes.resolve(net, overrides)
     return Run(net, recipe, params, options, start_processes(options.device))

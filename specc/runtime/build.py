@@ -11,7 +11,7 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from .expand import CheckNode, LayerNode, MergeNode, SeqNode
+from ..lang.expand import CheckNode, LayerNode, MergeNode, SeqNode
 from .modules import Add, Chain, Concat
 
 

@@ -6,8 +6,8 @@ from pathlib import Path
 import torch
 
 from . import checkpoint, data
-from .errors import TrainError
-from .train import make_adapter, pick_device, predict_classes
+from ..lang.errors import TrainError
+from .loop import make_adapter, pick_device, predict_classes
 
 
 def load_run(run_dir: str, which: str, device: torch.device):

@@ -12,7 +12,7 @@ from typing import Any
 
 from . import nodes as n
 from .errors import Span, SpecError, did_you_mean
-from .layers import REGISTRY, REQUIRED, Arg, Args, LayerKind
+from .registry import REGISTRY, REQUIRED, Arg, Args, LayerKind
 
 MAX_LAYERS = 100_000  # guards against `relu * 10**9`, which would exhaust memory
 

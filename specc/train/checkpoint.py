@@ -80,7 +80,7 @@ def read_meta(path: Path) -> dict[str, Any]:
 
 def network(meta: dict[str, Any]):
     """The checked Network a checkpoint was trained from: its embedded spec, params and input."""
-    from .network import loads
+    from ..network import loads
     return loads(meta["spec"], name=meta["network"], path=meta["spec_path"],
                  input_shape=tuple(meta["input_shape"]), **meta["params"])
 

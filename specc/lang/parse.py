@@ -31,8 +31,8 @@ TOKEN_NOUNS = {"NAME": "name", "INT": "integer", "FLOAT": "number", "DIMS": "siz
 
 def grammar_path() -> Path:
     """grammar/cnn.lark: beside the package when installed, at the repository root in a checkout."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "grammar" / "cnn.lark", here.parent / "grammar" / "cnn.lark"):
+    package = Path(__file__).resolve().parent.parent
+    for candidate in (package / "grammar" / "cnn.lark", package.parent / "grammar" / "cnn.lark"):
         if candidate.is_file():
             return candidate
     raise FileNotFoundError("specc's grammar (grammar/cnn.lark) is missing from this installation")

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .errors import SpecError, did_you_mean
+from ..lang.errors import SpecError, did_you_mean
 
 # d2l's train_ch6: plain SGD, cross-entropy, xavier-uniform init, 10 epochs.
 DEFAULTS: dict[str, Any] = {
