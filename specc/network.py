@@ -21,6 +21,8 @@ class Network:
         self.input_shape, self.output_shape = input_shape, output_shape
         self.graph, self.layers, self.params = graph, layers, params
         self.train_settings = train_settings or {}  # the `train { }` lines (nodes.Setting), see recipe.py
+        # False when analysed at an input other than the declared one: `: SHAPE` lines were not asserted.
+        self.annotations_checked = True
 
     @property
     def param_count(self) -> int:
@@ -80,7 +82,8 @@ def loads(text: str, *, name: str = "inline", path: str = "<string>",
         spec = link(parse(text, path), path)
         graph = expand(spec, params)
         shape = _input_shape(spec, input_shape)
-        output_shape, rows = infer(graph, shape)
+        annotations_checked = spec.input is None or tuple(shape) == tuple(spec.input.values)
+        output_shape, rows = infer(graph, shape, check_annotations=annotations_checked)
     except SpecError as err:
         raise err.located(path, text) from None
     except RecursionError:
@@ -88,7 +91,9 @@ def loads(text: str, *, name: str = "inline", path: str = "<string>",
     if spec.network:
         name = spec.network[0]
     resolved = {p.name: None for p in spec.params}
-    return Network(name, path, text, shape, graph, output_shape, rows, resolved, spec.train)
+    net = Network(name, path, text, shape, graph, output_shape, rows, resolved, spec.train)
+    net.annotations_checked = annotations_checked
+    return net
 
 
 def _input_shape(spec, override) -> tuple[int, ...]:

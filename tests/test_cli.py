@@ -54,9 +54,23 @@ def test_summary_table_and_overrides(spec_file):
     assert "training memory at batch 4" in result.output
 
 
-def test_input_override_is_checked_against_annotations():
-    result = run("summary", str(SPECS / "lenet.cnn"), "--input", "1x32x32")
-    assert result.exit_code == 1 and "shape annotation says 6x14x14 but the shape here is 6x16x16" in result.output
+def test_input_override_skips_annotations_but_not_in(spec_file):
+    # The example in `specc --help`: annotations describe the declared input, so another input is analysed
+    # without re-asserting them, and the summary says so.
+    result = run("summary", str(SPECS / "lenet.cnn"), "--input", "1x32x32", "--set", "classes=100")
+    assert result.exit_code == 0, result.output
+    assert "lenet: 1x32x32 -> 100" in result.output and "annotations were not checked" in result.output
+    data = json.loads(run("summary", str(SPECS / "lenet.cnn"), "--input", "1x32x32", "--format", "json").output)
+    assert data["annotations_checked"] is False
+    # At the declared input they are checked ...
+    bad = spec_file("input 1x28x28\nconv 5x5 6 p2 : 6x27x28 -> flatten")
+    assert "shape annotation says 6x27x28 but the shape here is 6x28x28" in run("check", str(bad)).output
+    # ... while in= fixes a weight's shape and holds at every input.
+    alexnet = spec_file((SPECS / "alexnet.cnn").read_text().replace("-> fc 4096 -> relu -> dropout 0.5\n-> fc 4096",
+                                                                     "-> fc 4096 in=6400 -> relu -> dropout 0.5\n-> fc 4096"))
+    assert "in=6400" in alexnet.read_text()
+    result = run("check", str(alexnet), "--input", "1x227x227")
+    assert result.exit_code == 1 and "fc expects 6400 input features (in=6400) but gets 9216" in result.output
 
 
 def test_summary_json_is_complete():

@@ -12,7 +12,8 @@ from typing import Any
 
 from . import nodes as n
 from .errors import Span, SpecError, did_you_mean
-from .registry import REGISTRY, REQUIRED, Arg, Args, LayerKind
+from .evaluate import FUNCTIONS, BlockRef, CallRef, Evaluator, LayerRef, Ref, describe
+from .registry import MERGES, REGISTRY, REQUIRED, Arg, Args, LayerKind, MergeKind
 
 MAX_LAYERS = 100_000  # guards against `relu * 10**9`, which would exhaust memory
 
@@ -47,7 +48,7 @@ class SeqNode:
 
 @dataclass
 class MergeNode:
-    mode: str  # "concat" or "add"
+    kind: MergeKind
     branches: list[SeqNode]
     span: Span
     calls: tuple[str, ...]
@@ -57,27 +58,24 @@ class MergeNode:
 
 @dataclass
 class CheckNode:
-    """A `: SHAPE` annotation: the shape at this point must equal `dims`."""
+    """A `: SHAPE` annotation: the shape at this point must equal `dims` (None: any size)."""
 
-    dims: tuple[int, ...]
+    dims: tuple[int | None, ...]
     span: Span
     name: str = ""
-
-
-def describe(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, tuple):
-        return "x".join(map(str, value))
-    return str(value)
 
 
 class Expander:
     def __init__(self, spec: n.SpecFile, overrides: dict[str, Any]):
         self.spec = spec
         self.layer_count = 0
+        self.values = Evaluator(spec.blocks)
         self.globals = self._params(overrides)
-        self.defaults = [(d, self._default_args(d)) for d in spec.defaults]
+        # Resolved once, grouped by kind, so a layer looks only at its own kind's defaults.
+        self.defaults: dict[str, list[tuple[n.Default, dict]]] = {}
+        for default in spec.defaults:
+            kind = self._kind(default.op, default.span)
+            self.defaults.setdefault(kind.name, []).append((default, self._bind(kind, default.args, self.globals)))
 
     # --- scope and expressions --------------------------------------------
     def _params(self, overrides: dict[str, Any]) -> dict[str, Any]:
@@ -88,51 +86,26 @@ class Expander:
                                 hint=did_you_mean(name, declared) or _declared_list(declared))
         scope: dict[str, Any] = {}
         for p in self.spec.params:
-            scope[p.name] = overrides[p.name] if p.name in overrides else self.evaluate(p.value, scope)
+            if p.name in overrides:
+                scope[p.name] = overrides[p.name]
+            elif p.name in self.spec.import_settings:  # import "lib.cnn" (eps = 0.001)
+                scope[p.name] = self.evaluate(self.spec.import_settings[p.name][0], scope)
+            else:
+                scope[p.name] = self.evaluate(p.value, scope)
         return scope
 
     def evaluate(self, expr: n.Expr, scope: dict[str, Any]) -> Any:
-        if isinstance(expr, n.Num):
-            return expr.value
-        if isinstance(expr, n.Dims):
-            return expr.values
-        if isinstance(expr, n.Name):
-            if expr.id in scope:
-                return scope[expr.id]
-            if expr.id in ("true", "false"):
-                return expr.id == "true"
-            raise SpecError(f"unknown name '{expr.id}'", expr.span,
-                            hint=did_you_mean(expr.id, scope) or _declared_list(scope))
-        if isinstance(expr, n.Neg):
-            return -self._number(expr.operand, scope)
-        left, right = self._number(expr.left, scope), self._number(expr.right, scope)
-        if expr.op == "+":
-            return left + right
-        if expr.op == "-":
-            return left - right
-        if expr.op == "*":
-            return left * right
-        if right == 0:
-            raise SpecError("division by zero", expr.span)
-        return left // right
-
-    def _number(self, expr: n.Expr, scope: dict[str, Any]) -> int | float:
-        value = self.evaluate(expr, scope)
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise SpecError(f"expected a number, got {describe(value)}", expr.span)
-        return value
+        return self.values.evaluate(expr, scope)
 
     # --- layer arguments ----------------------------------------------------
-    def _default_args(self, default: n.Default) -> dict[str, tuple[Any, Span]]:
-        kind = self._kind(default.op, default.span)
-        return {key: (value, span) for key, (value, span) in self._bind(kind, default.args, self.globals).items()}
-
     def _kind(self, op: str, span: Span) -> LayerKind:
         if op in REGISTRY:
             return REGISTRY[op]
         hint = did_you_mean(op, list(REGISTRY) + list(self.spec.blocks))
         if op in self.spec.blocks:
             hint = f"'{op}' is a block: call it as {op}(...)"
+        elif op in MERGES:
+            hint = f"'{op}' is a merge: write {op}(A | B)"
         raise SpecError(f"unknown layer '{op}'", span, hint=hint)
 
     def _bind(self, kind: LayerKind, args: tuple[n.Arg, ...], scope) -> dict[str, tuple[Any, Span]]:
@@ -171,9 +144,9 @@ class Expander:
 
     def _resolve(self, kind: LayerKind, layer: n.Layer, scope) -> tuple[Args, dict[str, Span]]:
         bound: dict[str, tuple[Any, Span]] = {}
-        for default, values in self.defaults:
+        for default, values in self.defaults.get(kind.name, ()):
             # A default holds for the rest of its own file (an import's defaults stay in it).
-            if REGISTRY[default.op] is kind and default.span.origin == layer.span.origin and (
+            if default.span.origin == layer.span.origin and (
                     default.span.line, default.span.column) < (layer.span.line, layer.span.column):
                 bound.update(values)
         bound.update(self._bind(kind, layer.args, scope))
@@ -199,8 +172,9 @@ class Expander:
     def _chain(self, chain: n.Chain, scope, into: SeqNode, stack: tuple[str, ...], calls: tuple[str, ...]):
         for element in chain.elements:
             count = self._repeat_count(element, scope)
-            for _ in range(count):
-                self._primary(element.primary, scope, into, stack, calls)
+            for index in range(count):
+                inner = scope if element.index is None else {**scope, element.index: index}
+                self._primary(element.primary, inner, into, stack, calls)
             if element.annotation is not None:
                 into.items.append(CheckNode(element.annotation.values, element.annotation.span))
 
@@ -208,9 +182,10 @@ class Expander:
         if element.repeat is None:
             return 1
         count = self.evaluate(element.repeat, scope)
-        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-            raise SpecError(f"a repetition count must be a positive integer, got {describe(count)}",
-                            element.repeat.span)
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            hint = "round it with round(), floor(), ceil() or //" if isinstance(count, float) else None
+            raise SpecError(f"a repetition count must be a whole number, 0 or more, got {describe(count)}",
+                            element.repeat.span, hint=hint)
         if count > MAX_LAYERS:
             raise SpecError(f"repeating {count} times is more than specc's limit of {MAX_LAYERS} layers",
                             element.repeat.span)
@@ -218,35 +193,73 @@ class Expander:
 
     def _primary(self, primary, scope, into: SeqNode, stack, calls):
         if isinstance(primary, n.Layer):
-            self._layer(primary, scope, into, calls)
+            ref = self._bound_ref(primary.op, scope, primary.span)
+            if ref is None:
+                self._layer(primary, self._kind(primary.op, primary.span), scope, into, calls)
+            else:
+                self._element_ref(ref, primary, scope, into, stack, calls)
         elif isinstance(primary, n.Group):
             self._chain(primary.chain, scope, into, stack, calls)
         elif isinstance(primary, n.Branch):
-            merge = MergeNode(primary.mode, [], primary.span, calls)
+            merge = MergeNode(MERGES[primary.mode], [], primary.span, calls)
             for i, chain in enumerate(primary.chains, 1):
                 branch = SeqNode(chain.span, name=f"branch{i}")
                 self._chain(chain, scope, branch, stack, calls)
                 merge.branches.append(branch)
             into.add(merge, primary.mode)
         else:
+            ref = self._bound_ref(primary.block, scope, primary.span)
+            if isinstance(ref, BlockRef):  # se(exp) where the parameter se names a block
+                primary = primary._replace(block=ref.name)
+            elif ref is not None:
+                raise SpecError(f"'{primary.block}' is {describe(ref)}, which takes no call arguments",
+                                primary.span, hint=f"write it as '{primary.block}'")
             into.add(self._call(primary, scope, stack, calls), primary.block)
 
-    def _layer(self, layer: n.Layer, scope, into: SeqNode, calls) -> None:
+    @staticmethod
+    def _bound_ref(name: str, scope, span: Span) -> Ref | None:
+        """What a parameter named like a layer or block stands for, if it stands for one."""
+        if name not in scope:
+            return None
+        value = scope[name]
+        if isinstance(value, (LayerRef, BlockRef, CallRef)):
+            return value
+        if name in REGISTRY:  # a numeric param may share a layer kind's name (`param scale = 2`)
+            return None
+        raise SpecError(f"'{name}' is {describe(value)}, not a layer or block", span,
+                        hint="a parameter used as a chain element must be given a layer or a block, "
+                             "as in act=relu or se=squeeze(16, 64)")
+
+    def _element_ref(self, ref: Ref, layer: n.Layer, scope, into: SeqNode, stack, calls) -> None:
+        if isinstance(ref, LayerRef):  # act, or act 0.2: that kind with these arguments
+            text = ref.kind.name + layer.text[len(layer.op):]
+            self._layer(layer._replace(text=text), ref.kind, scope, into, calls)
+            return
+        if layer.args:
+            raise SpecError(f"'{layer.op}' is {describe(ref)}: it takes no layer arguments", layer.span)
+        if isinstance(ref, BlockRef):
+            call = n.Call(ref.name, (), (), layer.span, f"{ref.name}()")
+            into.add(self._call(call, scope, stack, calls), ref.name)
+        else:
+            into.add(self._call(ref.call, ref.scope, stack, calls), ref.call.block)
+
+    def _layer(self, layer: n.Layer, kind: LayerKind, scope, into: SeqNode, calls) -> None:
         self.layer_count += 1
         if self.layer_count > MAX_LAYERS:
             raise SpecError(f"the spec expands to more than {MAX_LAYERS} layers", layer.span)
-        kind = self._kind(layer.op, layer.span)
         args, spans = self._resolve(kind, layer, scope)
         into.add(LayerNode(kind, args, layer.span, layer.text, spans, calls), kind.name)
 
     def _call(self, call: n.Call, scope, stack, calls) -> SeqNode:
         block = self.spec.blocks.get(call.block)
         if block is None:
-            hint = did_you_mean(call.block, self.spec.blocks)
+            hint = did_you_mean(call.block, list(self.spec.blocks) + list(MERGES))
             if call.block in REGISTRY:
                 hint = f"'{call.block}' is a layer: write its arguments after a space, as in '{call.block} ...'"
-            raise SpecError(f"unknown block '{call.block}'", call.span,
-                            hint=hint or _declared_list(self.spec.blocks, "blocks"))
+            elif call.block in FUNCTIONS:
+                hint = f"{call.block}() is a function: use it inside an expression, as in conv 1x1 ({call.block}(a, b))"
+            raise SpecError(f"unknown block or merge '{call.block}'", call.span,
+                            hint=(hint + "; " if hint else "") + f"the merges are {', '.join(MERGES)}")
         if block.name in stack:
             cycle = " -> ".join(stack[stack.index(block.name):] + (block.name,))
             raise SpecError(f"block '{block.name}' calls itself ({cycle})", call.span,
@@ -259,7 +272,7 @@ class Expander:
         return seq
 
     def _call_args(self, block: n.Block, call: n.Call, scope) -> dict[str, Any]:
-        signature = f"{block.name}({', '.join(block.params)})"
+        signature = _signature(block)
         if len(call.args) > len(block.params):
             raise SpecError(f"{block.name} takes {_count(len(block.params), 'argument')} but gets {len(call.args)}",
                             call.span, hint=f"defined as {signature} at line {block.span.line}")
@@ -271,12 +284,20 @@ class Expander:
             if key in values:
                 raise SpecError(f"{block.name}: '{key}' is given twice", span)
             values[key] = self.evaluate(expr, scope)
-        missing = [p for p in block.params if p not in values]
+        missing = [p for p in block.params if p not in values and p not in block.defaults]
         if missing:
             raise SpecError(f"{block.name} takes {_count(len(block.params), 'argument')} but gets {len(values)}",
                             call.span, hint=f"missing {', '.join(missing)}; defined as {signature} "
                                             f"at line {block.span.line}")
-        return values
+        for param in block.params:  # defaults see the globals and the parameters before them
+            if param not in values:
+                values[param] = self.evaluate(block.defaults[param], {**self.globals, **values})
+        return {p: values[p] for p in block.params}
+
+
+def _signature(block: n.Block) -> str:
+    params = [p + ("=..." if p in block.defaults else "") for p in block.params]
+    return f"{block.name}({', '.join(params)})"
 
 
 def _coerce(kind: LayerKind, spec: Arg, value: Any, span: Span) -> Any:
@@ -288,7 +309,7 @@ def _coerce(kind: LayerKind, spec: Arg, value: Any, span: Span) -> Any:
         if not isinstance(value, bool):
             raise SpecError(f"{label} must be true or false, got {describe(value)}", span)
         return value
-    if isinstance(value, bool):
+    if isinstance(value, bool) or isinstance(value, (LayerRef, BlockRef, CallRef)):
         raise SpecError(f"{label} must be a number, got {describe(value)}", span)
     if spec.kind == "float":
         if not isinstance(value, (int, float)):
@@ -297,20 +318,26 @@ def _coerce(kind: LayerKind, spec: Arg, value: Any, span: Span) -> Any:
         sides = (value,)
     elif spec.kind == "int":
         if not isinstance(value, int):
-            raise SpecError(f"{label} must be an integer, got {describe(value)}", span)
+            raise SpecError(f"{label} must be an integer, got {describe(value)}", span, hint=_whole(value))
         sides = (value,)
     else:  # pair
         if isinstance(value, int):
             value = (value, value)
         if not (isinstance(value, tuple) and len(value) == 2 and all(isinstance(v, int) for v in value)):
-            raise SpecError(f"{label} must be an integer or HxW, got {describe(value)}", span)
+            raise SpecError(f"{label} must be an integer or HxW, got {describe(value)}", span, hint=_whole(value))
         sides = value
     if spec.minimum is not None and min(sides) < spec.minimum:
         bound = "positive" if spec.minimum == 1 else f"at least {spec.minimum:g}"
         raise SpecError(f"{label} must be {bound}, got {describe(value)}", span)
     if spec.below is not None and max(sides) >= spec.below:
         raise SpecError(f"{label} must be in [{spec.minimum:g}, {spec.below:g}), got {describe(value)}", span)
+    if spec.maximum is not None and max(sides) > spec.maximum:
+        raise SpecError(f"{label} must be in [{spec.minimum:g}, {spec.maximum:g}], got {describe(value)}", span)
     return value
+
+
+def _whole(value: Any) -> str | None:
+    return "make it whole with round(), floor(), ceil() or //" if isinstance(value, float) else None
 
 
 def _a(word: str) -> str:

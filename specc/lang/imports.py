@@ -6,13 +6,18 @@ missing file or a name defined in two places is a located error. Only blocks
 and params cross files: an imported file's defaults stay with its own blocks
 (expand.py compares the files spans come from), and its input, network name,
 body and train section are ignored.
+
+`import "lib/efficientnet.cnn" (eps = 0.001)` sets a param of the imported
+file (or of a file it imports). Params share one scope across files, so the
+setting holds for the whole network: a param set by two import lines is an
+error, and `specc.load(..., eps=...)` / `--set` still win over it.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
 from . import nodes as n
-from .errors import SpecError, Span
+from .errors import SpecError, Span, did_you_mean
 
 
 def link(spec: n.SpecFile, path: str) -> n.SpecFile:
@@ -20,23 +25,39 @@ def link(spec: n.SpecFile, path: str) -> n.SpecFile:
     here = Path(path).resolve() if not path.startswith("<") else Path.cwd() / "<string>"
     defined = {**{f"block {b}": (here, block.span) for b, block in spec.blocks.items()},
                **{f"param {p.name}": (here, p.span) for p in spec.params}}
-    _follow(spec, spec, here, [here], set(), defined)
+    _follow(spec, spec, here, [here], {}, defined)
     return spec
 
 
-def _follow(into: n.SpecFile, spec: n.SpecFile, here: Path, stack: list[Path], done: set[Path],
+def _follow(into: n.SpecFile, spec: n.SpecFile, here: Path, stack: list[Path], done: dict[Path, set[str]],
             defined: dict[str, tuple[Path, Span]]) -> None:
+    """Merge `spec`'s imports into `into`; `done` maps each file read to the params it (and its imports) provide."""
     for imp in spec.imports:
         target = (here.parent / imp.path).resolve()
         if target in stack:
             cycle = " -> ".join(p.name for p in stack[stack.index(target):] + [target])
             raise SpecError(f"import cycle: {cycle}", imp.span, hint="move the shared blocks into a file both import")
-        if target in done:
-            continue
-        imported = _parse_file(target, imp)
-        done.add(target)
-        _follow(into, imported, target, stack + [target], done, defined)
-        _merge(into, imported, target, imp, defined)
+        if target not in done:
+            imported = _parse_file(target, imp)
+            before = {p.name for p in into.params}
+            done[target] = set()
+            _follow(into, imported, target, stack + [target], done, defined)
+            _merge(into, imported, target, imp, defined)
+            done[target] = {p.name for p in into.params} - before
+        _apply_settings(into, imp, done[target])
+
+
+def _apply_settings(into: n.SpecFile, imp: n.Import, provided: set[str]) -> None:
+    for setting in imp.settings:
+        if setting.key not in provided:
+            hint = did_you_mean(setting.key, provided) or (
+                f"its params: {', '.join(sorted(provided))}" if provided else "it defines no params")
+            raise SpecError(f"'{imp.path}' has no param '{setting.key}' to set", setting.span, hint=hint)
+        if setting.key in into.import_settings:
+            first = into.import_settings[setting.key][1]
+            raise SpecError(f"param '{setting.key}' is set by two import lines", setting.span,
+                            hint=f"first set at line {first.span.line}; params share one scope across files")
+        into.import_settings[setting.key] = (setting.value, imp)
 
 
 def _parse_file(target: Path, imp: n.Import) -> n.SpecFile:

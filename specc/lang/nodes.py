@@ -22,7 +22,7 @@ class Name(NamedTuple):
 
 
 class BinOp(NamedTuple):
-    op: str  # one of + - * //
+    op: str  # one of + - * // /
     left: "Expr"
     right: "Expr"
     span: Span
@@ -34,13 +34,22 @@ class Neg(NamedTuple):
 
 
 class Dims(NamedTuple):
-    """A literal size such as 5x5 or 1x28x28."""
+    """A literal size such as 5x5 or 1x28x28 (None for a `?` side of an annotation)."""
 
-    values: tuple[int, ...]
+    values: tuple[int | None, ...]
     span: Span
 
 
-Expr = Num | Name | BinOp | Neg | Dims
+class Func(NamedTuple):
+    """`name(arg, ...)` inside an expression: a function such as divisible(), or a block call as a value."""
+
+    name: str
+    args: tuple["Expr", ...]
+    span: Span
+    text: str
+
+
+Expr = Num | Name | BinOp | Neg | Dims | Func
 
 
 # --- layer arguments -------------------------------------------------------
@@ -78,7 +87,7 @@ class Call(NamedTuple):
 
 
 class Branch(NamedTuple):
-    mode: str  # "concat" or "add"
+    mode: str  # a merge kind of the registry: concat, add, mul, split
     chains: tuple["Chain", ...]
     span: Span
 
@@ -93,6 +102,7 @@ class Element(NamedTuple):
     repeat: Expr | None
     annotation: Dims | None
     span: Span
+    index: str | None = None  # `* n as i`: the name bound to 0..n-1
 
 
 class Chain(NamedTuple):
@@ -118,6 +128,7 @@ class Block(NamedTuple):
     params: tuple[str, ...]
     body: Chain
     span: Span
+    defaults: dict[str, "Expr"] = {}  # parameter -> default expression, evaluated at each call
 
 
 class Setting(NamedTuple):
@@ -132,6 +143,7 @@ class Setting(NamedTuple):
 class Import(NamedTuple):
     path: str  # as written, relative to the importing file
     span: Span
+    settings: tuple[KwArg, ...] = ()  # `(eps = 0.001)`: values for the imported files' params
 
 
 class SpecFile:
@@ -147,3 +159,5 @@ class SpecFile:
         self.body: Chain | None = None
         self.train: dict[str, Setting] = {}
         self.imports: list[Import] = []
+        # param -> (value, the import line that set it), filled in by imports.py
+        self.import_settings: dict[str, tuple[Expr, Import]] = {}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import re
 from pathlib import Path
 
 import lark
@@ -14,7 +15,8 @@ from lark import Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from . import nodes as n
-from .errors import Span, SpecError
+from .errors import Span, SpecError, did_you_mean
+from .registry import MERGES
 
 SHORTHANDS = {"s": "stride", "p": "padding", "d": "dilation", "g": "groups"}
 
@@ -23,10 +25,14 @@ TOKEN_WORDS = {
     "NAME": "a name", "INT": "an integer", "FLOAT": "a number", "DIMS": "a size such as 3x3",
     "KEY": "a keyword argument such as stride=2", "SHORT": "a shorthand such as s2",
     "CALL_NAME": "a block call such as vgg(1, 64)", "WORD": "a word such as sgd",
-    "STRING": 'a quoted string', "BRANCH": "'concat(' or 'add('", "$END": "end of file",
+    "STRING": 'a quoted string', "BRANCH": "a merge such as add(", "$END": "end of file",
+    "SHORT_CALL": "a shorthand such as p(k // 2)", "SHAPE": "a shape such as 256x12x12 or 256x?x?",
 }
 TOKEN_NOUNS = {"NAME": "name", "INT": "integer", "FLOAT": "number", "DIMS": "size", "KEY": "keyword argument",
-               "SHORT": "shorthand", "CALL_NAME": "block call", "BRANCH": "branch"}
+               "SHORT": "shorthand", "CALL_NAME": "block call", "BRANCH": "merge", "SHORT_CALL": "shorthand"}
+# What may follow a layer's name; an "expected" list names them as one thing.
+ARGUMENT_TOKENS = {"INT", "FLOAT", "DIMS", "NAME", "KEY", "SHORT", "SHORT_CALL", "LPAR"}
+FUNCTIONS_HINT = "min, max, ceil, floor, round, int, divisible, size"
 
 
 def grammar_path() -> Path:
@@ -38,11 +44,17 @@ def grammar_path() -> Path:
     raise FileNotFoundError("specc's grammar (grammar/cnn.lark) is missing from this installation")
 
 
+def grammar_text() -> str:
+    """The grammar with the registry's merge kinds filled in (one place to add a merge)."""
+    merges = "|".join(re.escape(name) for name in sorted(MERGES, key=len, reverse=True))
+    return grammar_path().read_text().replace("@MERGES@", merges)
+
+
 @functools.lru_cache(maxsize=1)
 def parser() -> lark.Lark:
     # cache=True stores the LALR tables keyed by the grammar's hash, so a changed
     # grammar is never served stale; it halves `specc check`'s start-up.
-    return lark.Lark(grammar_path().read_text(), parser="lalr", propagate_positions=True,
+    return lark.Lark(grammar_text(), parser="lalr", propagate_positions=True,
                      maybe_placeholders=False, cache=True)
 
 
@@ -90,26 +102,63 @@ def _syntax_error(exc: UnexpectedInput, source: str) -> SpecError:
     if isinstance(exc, UnexpectedCharacters):
         char = source[exc.pos_in_stream] if exc.pos_in_stream < len(source) else ""
         message = f"unexpected character {char!r}"
-        if char == "/":
-            hint = "integer division is written //"
+        if char == "?":
+            hint = "'?' (a side that may vary) is allowed only in a ': SHAPE' annotation"
         span = Span(line, column, line, column + 1)
-    else:
-        token = getattr(exc, "token", None)
-        expected = sorted({_describe(t) for t in exc.expected})
-        if isinstance(exc, UnexpectedEOF) or token is None or token.type == "$END":
-            message = "unexpected end of file"
-            lines = source.splitlines() or [""]
-            line, column = len(lines), len(lines[-1]) + 1
-            span = Span(line, column, line, column + 1)
-        else:
-            noun = TOKEN_NOUNS.get(token.type)
-            message = f"unexpected {noun + ' ' if noun else ''}{str(token)!r}"
-            span = _token_span(token)
-            if "'->'" in expected and token.type in ("CALL_NAME", "BRANCH", "INT", "DIMS"):
-                hint = "elements of a chain are joined by '->'"
-        if expected:
-            message += "; expected " + _or_list(expected if len(expected) <= 8 else expected[:7] + ["..."])
+        return SpecError(message, span, hint=hint)
+    token = getattr(exc, "token", None)
+    if isinstance(exc, UnexpectedEOF) or token is None or token.type == "$END":
+        lines = source.splitlines() or [""]
+        line, column = len(lines), len(lines[-1]) + 1
+        return SpecError("unexpected end of file" + _expected(exc.expected), Span(line, column, line, column + 1))
+    span = _token_span(token)
+    if str(token) in ("|", "->"):
+        inside = _open_call(source, token.start_pos)
+        if inside is not None and inside not in MERGES:
+            return _not_a_merge(inside, source, span)
+    if str(token) == "-" and {"INT", "DIMS"} & set(exc.expected):
+        return SpecError("sizes, channels and counts are positive: unexpected '-'", span,
+                         hint="a negative value (a slope, say) is written as an expression: (-0.2)")
+    noun = TOKEN_NOUNS.get(token.type)
+    message = f"unexpected {noun + ' ' if noun else ''}{str(token)!r}" + _expected(exc.expected)
+    if "'->'" in {_describe(t) for t in exc.expected} and token.type in ("CALL_NAME", "BRANCH", "INT", "DIMS"):
+        hint = "elements of a chain are joined by '->'"
     return SpecError(message, span, hint=hint)
+
+
+def _expected(terminals) -> str:
+    """'; expected A, B or C', naming a layer's many argument forms as one."""
+    terminals = set(terminals)
+    words = []
+    if len(terminals & ARGUMENT_TOKENS) >= 3:
+        terminals -= ARGUMENT_TOKENS
+        words.append("a layer argument (such as 64, 3x3, s2 or stride=2)")
+    words += sorted({_describe(t) for t in terminals})
+    return "; expected " + _or_list(words) if words else ""
+
+
+def _open_call(source: str, position: int) -> str | None:
+    """The name of the innermost `name(` still open at `position` (comments skipped), if any."""
+    stack: list[str | None] = []
+    text = re.sub(r"#[^\n]*", lambda m: " " * len(m.group()), source[:position])
+    for match in re.finditer(r"([A-Za-z_][A-Za-z0-9_]*)[ \t]*\(|\(|\)", text):
+        if match.group() == ")":
+            if stack:
+                stack.pop()
+        else:
+            stack.append(match.group(1))
+    return stack[-1] if stack else None
+
+
+def _not_a_merge(name: str, source: str, span: Span) -> SpecError:
+    merges = ", ".join(MERGES)
+    blocks = re.findall(r"\bblock[ \t]+([A-Za-z_][A-Za-z0-9_]*)", source)
+    if name in blocks:
+        return SpecError(f"'{name}' is a block: its arguments are separated by ',', not branches", span,
+                         hint=f"'|' separates the branches of a merge: {merges}")
+    hint = did_you_mean(name, list(MERGES) + blocks)
+    return SpecError(f"unknown block or merge '{name}'", span,
+                     hint=(hint + "; " if hint else "") + f"the merges are {merges}")
 
 
 def _or_list(words: list[str]) -> str:
@@ -144,7 +193,13 @@ class ToNodes(Transformer):
     def _binop(op):
         return lambda self, meta, c: n.BinOp(op, c[0], c[1], _meta_span(meta))
 
-    plus, minus, times, floordiv = _binop("+"), _binop("-"), _binop("*"), _binop("//")
+    plus, minus, times, floordiv, truediv = _binop("+"), _binop("-"), _binop("*"), _binop("//"), _binop("/")
+
+    def dims(self, meta, children):
+        return self._expr(children[0])
+
+    def func(self, meta, children):
+        return n.Func(str(children[0])[:-1].rstrip(), tuple(children[1:]), _meta_span(meta), self._text(meta))
 
     def neg(self, meta, children):
         return n.Neg(children[0], _meta_span(meta))
@@ -167,7 +222,10 @@ class ToNodes(Transformer):
 
     def shorthand(self, meta, children):
         tok = children[0]
-        value = n.Num(int(tok[1:]), _token_span(tok))
+        if tok.type == "SHORT_CALL":  # p(k // 2)
+            value = children[1]
+        else:
+            value = n.Num(int(tok[1:]), _token_span(tok))
         return n.Arg(SHORTHANDS[tok[0]], value, _meta_span(meta), shorthand=True)
 
     def kwarg(self, meta, children):
@@ -194,17 +252,18 @@ class ToNodes(Transformer):
         return n.Group(children[0], _meta_span(meta))
 
     def repeat(self, meta, children):
-        return ("repeat", self._expr(children[0]))
+        index = str(children[1]) if len(children) > 1 else None
+        return ("repeat", (self._expr(children[0]), index))
 
     def annotation(self, meta, children):
-        return ("annotation", self._expr(children[0]))
+        tok = children[0]
+        sides = tuple(None if side == "?" else int(side) for side in str(tok).split("x"))
+        return ("annotation", n.Dims(sides, _token_span(tok)))
 
     def element(self, meta, children):
         extras = dict(children[1:])
-        annotation = extras.get("annotation")
-        if isinstance(annotation, n.Num):
-            annotation = n.Dims((annotation.value,), annotation.span)
-        return n.Element(children[0], extras.get("repeat"), annotation, _meta_span(meta))
+        count, index = extras.get("repeat", (None, None))
+        return n.Element(children[0], count, extras.get("annotation"), _meta_span(meta), index)
 
     def chain(self, meta, children):
         return n.Chain(tuple(children), _meta_span(meta))
@@ -225,8 +284,17 @@ class ToNodes(Transformer):
 
     def block(self, meta, children):
         name = str(children[0]).rstrip("(")
-        params = tuple(str(c) for c in children[1:-1])
-        return ("block", n.Block(name, params, children[-1], _meta_span(meta)))
+        params, defaults = [], {}
+        for item in children[1:-1]:
+            if isinstance(item, n.KwArg):  # act=relu
+                params.append(item.key)
+                defaults[item.key] = item.value
+            else:
+                if defaults:
+                    raise SpecError(f"block '{name}': parameter '{item}' without a default follows one with a "
+                                    f"default", _token_span(item), hint="put parameters with defaults last")
+                params.append(str(item))
+        return ("block", n.Block(name, tuple(params), children[-1], _meta_span(meta), defaults))
 
     def setting(self, meta, children):
         key, *sign, tok = children
@@ -247,7 +315,12 @@ class ToNodes(Transformer):
         return ("train", (settings, _meta_span(meta)))
 
     def import_(self, meta, children):
-        return ("import", n.Import(str(children[0])[1:-1], _meta_span(meta)))
+        settings = tuple(children[1:])
+        keys = [s.key for s in settings]
+        for i, key in enumerate(keys):
+            if key in keys[:i]:
+                raise SpecError(f"import setting '{key}' is given twice", settings[i].span)
+        return ("import", n.Import(str(children[0])[1:-1], _meta_span(meta), settings))
 
     def start(self, meta, children):
         spec = n.SpecFile(self.path, self.source)

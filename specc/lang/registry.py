@@ -1,14 +1,18 @@
-"""The layer registry: one entry per layer kind.
+"""The registry: one entry per layer kind and one per merge kind.
 
-An entry holds everything specc knows about a kind: its arguments (with
+A layer entry holds everything specc knows about a kind: its arguments (with
 defaults equal to PyTorch's), its shape rule, its cost (parameters, buffers,
-multiply-accumulates) and its torch constructor. Adding a layer kind means
-adding one `register(...)` call here and nothing else.
+multiply-accumulates) and its torch constructor. A merge entry (concat, add,
+mul, split) holds how its branches' inputs are made, how their outputs join,
+and its constructor. Adding a kind means adding one `register(...)` or
+`register_merge(...)` call here and nothing else: the grammar takes the merge
+names from MERGES.
 
 Shapes are per sample: (C, H, W) for images, (F,) for flat features. Shape
 rules copy PyTorch's own arithmetic (ATen's conv and pooling shape checks),
 because PyTorch is the oracle the tests compare against. Nothing here imports
-torch: constructors receive `torch.nn` as an argument.
+torch: constructors receive `torch.nn` as an argument, and the few modules
+torch lacks come from specc.runtime.modules, imported only when one is built.
 """
 from __future__ import annotations
 
@@ -58,6 +62,7 @@ class Arg(NamedTuple):
     default: Any = REQUIRED
     minimum: float | None = None  # smallest allowed value (for pairs: of each side)
     below: float | None = None  # exclusive upper bound, for probabilities
+    maximum: float | None = None  # inclusive upper bound
 
 
 class Cost(NamedTuple):
@@ -94,6 +99,12 @@ def register(kind: LayerKind) -> LayerKind:
 
 def numel(shape: tuple[int, ...]) -> int:
     return math.prod(shape)
+
+
+def specc_modules():
+    """specc.runtime.modules (imports torch): the constructors torch.nn lacks, for build time only."""
+    from ..runtime import modules
+    return modules
 
 
 # --- shape arithmetic shared by conv and pools ------------------------------
@@ -276,3 +287,162 @@ register(LayerKind(
 register(LayerKind(
     "softmax", "softmax over channels (or features)",
     build=lambda nn, a, s: nn.Softmax(dim=1)))
+
+_simple("hardswish", "hard swish (MobileNetV3)", "Hardswish")
+_simple("hardsigmoid", "hard sigmoid (MobileNetV3's squeeze-and-excitation gate)", "Hardsigmoid")
+_simple("mish", "mish: x * tanh(softplus(x))", "Mish")
+
+register(LayerKind(
+    "elu", "exponential linear unit: elu [ALPHA], default 1.0",
+    args=(Arg("alpha", "float", 1.0),), main="alpha",
+    build=lambda nn, a, s: nn.ELU(a.alpha)))
+
+register(LayerKind(
+    "softplus", "softplus: softplus [beta=1] [threshold=20]",
+    args=(Arg("beta", "float", 1.0), Arg("threshold", "float", 20.0)),
+    build=lambda nn, a, s: nn.Softplus(a.beta, a.threshold)))
+
+register(LayerKind(
+    "hardtanh", "hard tanh, clipping to [min, max]: hardtanh [min=-1] [max=1]",
+    args=(Arg("min", "float", -1.0), Arg("max", "float", 1.0)),
+    build=lambda nn, a, s: nn.Hardtanh(a.min, a.max)))
+
+
+def prelu_cost(a: Args, s: tuple, out: tuple) -> Cost:
+    return Cost(params=s[0] if a.per_channel else 1)
+
+
+register(LayerKind(
+    "prelu", "parametric ReLU, one learned slope (or one per channel: prelu per_channel) starting at 0.25",
+    args=(Arg("init", "float", 0.25), Arg("per_channel", "bool", False)), main="init", flags=("per_channel",),
+    cost=prelu_cost,
+    build=lambda nn, a, s: nn.PReLU(s[0] if a.per_channel else 1, a.init)))
+
+
+def shuffle_shape(a: Args, s: tuple) -> tuple:
+    if s[0] % a.groups:
+        raise LayerError(f"{a.groups} groups do not divide the {s[0]} channels", arg="groups")
+    return tuple(s)
+
+
+register(LayerKind(
+    "shuffle", "channel shuffle in G groups (ShuffleNet; nn.ChannelShuffle): shuffle G",
+    args=(Arg("groups", "int", minimum=1),), main="groups", input="spatial", shape=shuffle_shape,
+    build=lambda nn, a, s: specc_modules().ChannelShuffle(a.groups)))
+
+
+def ln_build(nn, a: Args, s: tuple):
+    if len(s) == 3:  # normalise each position's channels, as torchvision's LayerNorm2d
+        return specc_modules().LayerNorm2d(s[0], a.eps, a.affine)
+    return nn.LayerNorm(s[0], a.eps, a.affine)
+
+
+register(LayerKind(
+    "ln", "layer normalisation over the channels at each position of CxHxW (torchvision's LayerNorm2d), "
+          "or over flat features (nn.LayerNorm): ln [eps=1e-5]",
+    args=(Arg("eps", "float", 1e-5, 0.0), Arg("affine", "bool", True)), aliases=("layernorm",),
+    cost=lambda a, s, out: Cost(params=2 * s[0] if a.affine else 0), build=ln_build))
+
+
+def scale_shape(s: tuple) -> tuple:
+    """The learned multiplier's shape: one value per channel, broadcast over the map."""
+    return (s[0], 1, 1) if len(s) == 3 else (s[0],)
+
+
+register(LayerKind(
+    "scale", "a learned per-channel multiplier starting at INIT (ConvNeXt's layer scale): scale INIT",
+    args=(Arg("init", "float"),), main="init",
+    cost=lambda a, s, out: Cost(params=s[0]),
+    build=lambda nn, a, s: specc_modules().Scale(scale_shape(s), a.init)))
+
+register(LayerKind(
+    "droppath", "stochastic depth: drops the whole sample's input with probability P in training "
+                "(torchvision's StochasticDepth(P, \"row\")), the identity in eval mode: droppath P",
+    args=(Arg("p", "float", minimum=0.0, maximum=1.0),), main="p",
+    build=lambda nn, a, s: specc_modules().DropPath(a.p)))
+
+
+# --- merges ----------------------------------------------------------------
+class MergeKind(NamedTuple):
+    """How a merge gives its branches their input and joins their outputs.
+
+    `inputs(shape, k)` -> the k branches' input shapes (or raises LayerError);
+    `join(outs)` -> the output shape (or raises LayerError, with `shown` naming
+    each branch's shape); `build(modules, branches)` -> the nn.Module, given
+    specc.runtime.modules and an OrderedDict of branch modules.
+    """
+
+    name: str
+    summary: str
+    join: Callable[[list[tuple]], tuple]
+    build: Callable[[Any, Any], Any]
+    inputs: Callable[[tuple, int], list[tuple]] = lambda shape, k: [tuple(shape)] * k
+    commutative: bool = False  # branch order does not change the result (weights.py may reorder)
+
+
+MERGES: dict[str, MergeKind] = {}
+
+
+def register_merge(kind: MergeKind) -> MergeKind:
+    MERGES[kind.name] = kind
+    return kind
+
+
+def _same_rank(outs: list[tuple]) -> None:
+    if len({len(s) for s in outs}) > 1:
+        raise LayerError("branches differ in rank")
+
+
+def concat_join(outs: list[tuple]) -> tuple:
+    _same_rank(outs)
+    if len({tuple(s[1:]) for s in outs}) > 1:
+        raise LayerError("needs equal height x width")
+    return (sum(s[0] for s in outs), *outs[0][1:])
+
+
+def add_join(outs: list[tuple]) -> tuple:
+    _same_rank(outs)
+    if len(set(map(tuple, outs))) > 1:
+        raise LayerError("needs equal shapes", hint="a projection branch (conv 1x1 with the stride) can match a "
+                                                    "shortcut")
+    return tuple(outs[0])
+
+
+def mul_join(outs: list[tuple]) -> tuple:
+    """Broadcasting: along each axis the branches agree or are 1 (a Cx1x1 gate scales a CxHxW map)."""
+    _same_rank(outs)
+    out = []
+    for sides in zip(*outs):
+        wide = {d for d in sides if d != 1}
+        if len(wide) > 1:
+            raise LayerError("needs shapes that broadcast (each side equal or 1)",
+                             hint="a squeeze-and-excitation gate is gap -> ... -> conv 1x1 C: Cx1x1")
+        out.append(wide.pop() if wide else 1)
+    return tuple(out)
+
+
+def split_inputs(shape: tuple, k: int) -> list[tuple]:
+    if len(shape) != 3:
+        raise LayerError(f"needs a CxHxW input but gets the flat shape {shape_str(shape)}")
+    if shape[0] % k:
+        raise LayerError(f"cannot divide {shape[0]} channels evenly among {k} branches")
+    return [(shape[0] // k, *shape[1:])] * k
+
+
+register_merge(MergeKind(
+    "concat", "concat(A | B | ...): every branch sees the input; outputs join on channels",
+    join=concat_join, build=lambda m, branches: m.Concat(branches)))
+
+register_merge(MergeKind(
+    "add", "add(A | B | ...): every branch sees the input; outputs are summed (equal shapes)",
+    join=add_join, build=lambda m, branches: m.Add(branches), commutative=True))
+
+register_merge(MergeKind(
+    "mul", "mul(A | B | ...): every branch sees the input; outputs are multiplied, broadcasting sides of 1 "
+           "(squeeze-and-excitation)",
+    join=mul_join, build=lambda m, branches: m.Mul(branches), commutative=True))
+
+register_merge(MergeKind(
+    "split", "split(A | B | ...): the input's channels are divided evenly, first chunk to the first branch; "
+             "outputs join on channels (ShuffleNet)",
+    join=concat_join, inputs=split_inputs, build=lambda m, branches: m.Split(branches)))

@@ -12,7 +12,8 @@ import torch
 from torch import nn
 
 from ..lang.expand import CheckNode, LayerNode, MergeNode, SeqNode
-from .modules import Add, Chain, Concat
+from . import modules
+from .modules import Chain
 
 
 def build_module(net, device=None, dtype=None) -> nn.Module:
@@ -33,5 +34,4 @@ def _module(item) -> nn.Module:
     if isinstance(item, SeqNode):
         return _chain(item)
     assert isinstance(item, MergeNode)
-    merge = Concat if item.mode == "concat" else Add
-    return merge(OrderedDict((branch.name, _chain(branch)) for branch in item.branches))
+    return item.kind.build(modules, OrderedDict((branch.name, _chain(branch)) for branch in item.branches))

@@ -1,4 +1,4 @@
-"""The containers a built spec is made of. Importing this module imports torch."""
+"""The containers a built spec is made of, and the few layers torch.nn lacks. Importing this imports torch."""
 from __future__ import annotations
 
 import torch
@@ -19,9 +19,91 @@ class Concat(nn.ModuleDict):
 class Add(nn.ModuleDict):
     """add(A | B | ...): every branch sees the input; outputs are summed."""
 
+    commutative = True
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         branches = iter(self.values())
         out = next(branches)(x)
         for branch in branches:
             out = out + branch(x)
         return out
+
+
+class Mul(nn.ModuleDict):
+    """mul(A | B | ...): every branch sees the input; outputs are multiplied (broadcasting)."""
+
+    commutative = True
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        branches = iter(self.values())
+        out = next(branches)(x)
+        for branch in branches:
+            out = out * branch(x)
+        return out
+
+
+class Split(nn.ModuleDict):
+    """split(A | B | ...): the channels are chunked evenly among the branches; outputs join on channels."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        chunks = x.chunk(len(self), dim=1)
+        return torch.cat([branch(chunk) for branch, chunk in zip(self.values(), chunks)], dim=1)
+
+
+class ChannelShuffle(nn.Module):
+    """nn.ChannelShuffle's semantics, written with view/transpose (as torchvision's ShuffleNet) so that
+    autograd, channels_last and every backend support it."""
+
+    def __init__(self, groups: int):
+        super().__init__()
+        self.groups = groups
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        x = x.view(n, self.groups, c // self.groups, h, w).transpose(1, 2)
+        return x.reshape(n, c, h, w)
+
+    def extra_repr(self) -> str:
+        return f"groups={self.groups}"
+
+
+class LayerNorm2d(nn.LayerNorm):
+    """LayerNorm over the channels at each position of an NCHW map (torchvision's LayerNorm2d)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.permute(0, 2, 3, 1)
+        x = nn.functional.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        return x.permute(0, 3, 1, 2)
+
+
+class Scale(nn.Module):
+    """A learned per-channel multiplier (ConvNeXt's layer scale), initialised to `init`."""
+
+    def __init__(self, shape: tuple[int, ...], init: float):
+        super().__init__()
+        self.weight = nn.Parameter(torch.full(shape, float(init)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.weight * x
+
+
+class DropPath(nn.Module):
+    """Stochastic depth per sample (torchvision.ops.StochasticDepth(p, "row")): the identity in eval mode."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        survival = 1.0 - self.p
+        # The same draw as torchvision's, so seeded runs of both drop the same samples.
+        noise = torch.empty([x.shape[0]] + [1] * (x.ndim - 1), dtype=x.dtype, device=x.device)
+        noise = noise.bernoulli_(survival)
+        if survival > 0.0:
+            noise.div_(survival)
+        return x * noise
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"

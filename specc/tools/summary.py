@@ -73,6 +73,7 @@ def summary_dict(net: Network, batch: int) -> dict:
         "network": net.name, "path": net.path, "batch": batch,
         "input_shape": list(net.input_shape), "output_shape": list(net.output_shape),
         "params": net.param_count, "buffers": net.buffer_count, "macs": net.macs,
+        "annotations_checked": net.annotations_checked,
         "layers": [{"path": r.path, "op": r.op, "kind": r.kind, "output_shape": list(r.output_shape),
                     "params": r.params, "buffers": r.buffers, "macs": r.macs, "line": r.line,
                     "activation_bytes": FLOAT32_BYTES * r.activations * batch} for r in net.layers],
@@ -103,6 +104,9 @@ def summary_table(net: Network, batch: int, markdown: bool = False) -> str:
         f"  weights {human_bytes(memory.weights)}, gradients {human_bytes(memory.gradients)}, "
         f"optimizer {human_bytes(memory.optimizer)}, saved activations {human_bytes(memory.activations)}",
     ]
+    if not net.annotations_checked:
+        totals.append(f"note        analysed at {shape_str(net.input_shape)}, not the spec's declared input: "
+                      f"its ': SHAPE' annotations were not checked")
     if markdown:
         return "\n".join([f"## {title}", "", table, ""] + [f"- {t.strip()}" for t in totals])
     return "\n".join([title, "", table, ""] + totals)
