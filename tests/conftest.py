@@ -23,10 +23,14 @@ PARITY_ROWS: list[dict] = []
 
 
 def parity_table() -> str:
-    lines = ["| model | params | max abs diff (eval) | max abs diff (train) | status |", "|---|---|---|---|---|"]
+    from torchvision_counts import DOCUMENTED
+    lines = ["| model | params | GMACs (input) | max abs diff (eval) | max abs diff (train) | checked |",
+             "|---|---|---|---|---|---|"]
     for row in sorted(PARITY_ROWS, key=lambda r: r["model"]):
-        train = f"{row['train_diff']:.1e}" if row["train_diff"] is not None else "no BatchNorm"
-        lines.append(f"| {row['model']} | {row['params']:,} | {row['eval_diff']:.1e} | {train} | {row['status']} |")
+        _, gmacs, crop = DOCUMENTED[row["model"]]
+        diff = lambda d: "—" if d is None else f"{d:.1e}"
+        lines.append(f"| {row['model']} | {row['params']:,} | {gmacs:.3f} ({crop} px) | {diff(row['eval_diff'])} | "
+                     f"{diff(row['train_diff'])} | {row['checked']} |")
     return "\n".join(lines)
 
 

@@ -19,10 +19,16 @@ def shape_keeping(draw, depth=0):
     k = draw(st.sampled_from([1, 3, 5]))
     c = draw(st.integers(1, 6))
     options = [f"conv {k}x{k} {c} p{k // 2}", "relu", "bn", "sigmoid", "maxpool 3 s1 p1", "avgpool 3 s1 p1",
-               f"dropout 0.{draw(st.integers(0, 9))}", "identity", "lrn 3", f"leakyrelu 0.{draw(st.integers(1, 5))}"]
+               f"dropout 0.{draw(st.integers(0, 9))}", "identity", "lrn 3", f"leakyrelu 0.{draw(st.integers(1, 5))}",
+               f"shuffle {draw(st.integers(1, 3))}", "ln", f"scale 0.{draw(st.integers(1, 9))}", "droppath 0.3",
+               "hardswish", "hardsigmoid", "elu", "mish", "prelu", "prelu per_channel", "softplus", "hardtanh",
+               f"conv 1x{k} {c} p(size(0, {k} // 2))", f"conv_bn({c}, {k}, act=hardswish)", f"conv_bn({c}, 1)"]
     if depth < 2:
         a, b = draw(shape_keeping(depth + 1)), draw(shape_keeping(depth + 1))
-        options += [f"concat({a} | {b})", f"add(conv 3x3 {c} p1 -> {a} | conv 1x1 {c})", f"({a} -> {b}) * 2"]
+        options += [f"concat({a} | {b})", f"add(conv 3x3 {c} p1 -> {a} | conv 1x1 {c})", f"({a} -> {b}) * 2",
+                    f"mul({a} | gap -> sigmoid)", f"mul(identity | {a} -> gap)", f"split(identity | {a})",
+                    f"split({a} | {b} | identity)", f"({a}) * {draw(st.integers(0, 2))}",
+                    f"(conv 1x1 ({c} + i) -> {a}) * 2 as i"]
     return draw(st.sampled_from(options))
 
 
@@ -45,6 +51,7 @@ def random_spec(draw):
     body = draw(st.lists(st.one_of(any_spatial(), st.just("blk(3)"), st.just("blk(2) * 2")), min_size=1, max_size=5))
     tail = draw(st.sampled_from(["", " -> flatten -> fc 7", " -> flatten -> bn -> fc 3 -> softmax", " -> gap"]))
     return (f"input {c}x{h}x{w}\nblock blk(c) {{ conv 3x3 c p1 -> relu }}\n"
+            "block conv_bn(c, k, act=relu) { conv kernel=k c p(k // 2) -> bn -> act }\n"
             + "\n-> ".join(body) + tail)
 
 
@@ -78,7 +85,8 @@ def pair(draw, lo, hi):
 def layer_case(draw):
     """(spec text for one layer, an independent PyTorch constructor for it, input shape)."""
     c, h, w = draw(st.integers(1, 6)), draw(st.integers(1, 9)), draw(st.integers(1, 9))
-    kind = draw(st.sampled_from(["conv", "maxpool", "avgpool", "fc", "dropout", "bn", "lrn"]))
+    kind = draw(st.sampled_from(["conv", "maxpool", "avgpool", "fc", "dropout", "bn", "lrn", "shuffle", "mul",
+                                 "split"]))
     nn = torch.nn
     if kind == "conv":
         out, k, s, p, d = draw(st.integers(1, 6)), pair(draw, 1, 6), pair(draw, 0, 3), pair(draw, -1, 3), pair(draw, 0, 3)
@@ -112,10 +120,44 @@ def layer_case(draw):
         declared = draw(st.sampled_from([None, c, c + 2]))
         text = "bn" + (f" in={declared}" if declared else "")
         make = lambda: nn.BatchNorm2d(declared or c)
+    elif kind == "shuffle":
+        groups = draw(st.integers(1, 7))
+        text, make = f"shuffle {groups}", lambda: nn.ChannelShuffle(groups)
+    elif kind == "mul":  # broadcasting: PyTorch's rule is the oracle
+        size = pair(draw, 1, 9)
+        text, make = f"mul(identity | adaptiveavgpool {size[0]}x{size[1]})", lambda: Gate(nn.AdaptiveAvgPool2d(size))
+    elif kind == "split":
+        k = draw(st.integers(1, 4))
+        text = "split(" + " | ".join(["identity"] * k) + ")"
+        make = lambda: Chunks(k)
     else:
         size = draw(st.integers(1, 7))
         text, make = f"lrn {size}", lambda: nn.LocalResponseNorm(size)
     return f"input {c}x{h}x{w}\n{text}", make, (c, h, w)
+
+
+class Gate(torch.nn.Module):
+    """x * f(x), written independently of specc's Mul."""
+
+    def __init__(self, f):
+        super().__init__()
+        self.f = f
+
+    def forward(self, x):
+        return x * self.f(x)
+
+
+class Chunks(torch.nn.Module):
+    """torch.chunk into k equal parts (refusing an uneven split, as split() does), concatenated back."""
+
+    def __init__(self, k):
+        super().__init__()
+        self.k = k
+
+    def forward(self, x):
+        if x.shape[1] % self.k:
+            raise ValueError("uneven split")
+        return torch.cat(x.chunk(self.k, dim=1), dim=1)
 
 
 def pytorch_outcome(make, shape):
@@ -156,7 +198,9 @@ def test_specc_is_stricter_than_pytorch_where_documented():
 # --- (3) no input makes specc fail with anything but SpecError --------------
 TOKENS = ["conv", "3x3", "16", "p1", "s2", "->", "(", ")", "|", "*", ":", "concat(", "add(", "block", "b(", "{", "}",
           "input", "1x8x8", "param", "x", "=", "default", "relu", "fc", "flatten", "0.5", "-", "//", ",", "\n", " ",
-          "#", "maxpool", "in=", "bias=false", "1e999", "99999999999999999999", "true", "network", "0", "gap"]
+          "#", "maxpool", "in=", "bias=false", "1e999", "99999999999999999999", "true", "network", "0", "gap",
+          "mul(", "split(", "shuffle", "ln", "scale", "droppath", "/", "as", "i", "?", "p(", "min(", "divisible(",
+          "act=", "1x7", "?x?", "import", '"x.cnn"', "hardswish", "size(", "-2"]
 VALID = [p.read_text() for p in sorted(SPECS.glob("*.cnn"))]
 
 
