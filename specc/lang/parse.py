@@ -228,6 +228,10 @@ class ToNodes(Transformer):
             value = n.Num(int(tok[1:]), _token_span(tok))
         return n.Arg(SHORTHANDS[tok[0]], value, _meta_span(meta), shorthand=True)
 
+    def signed(self, meta, children):
+        value = self._expr(children[0])
+        return n.Arg(None, n.Neg(value, _meta_span(meta)), _meta_span(meta))
+
     def kwarg(self, meta, children):
         key, value = children
         return n.Arg(_key(key), value.value, _meta_span(meta))
