@@ -33,3 +33,11 @@ def test_every_layer_kind_is_documented():
     doc = DOC.read_text()
     missing = [name for name in REGISTRY if f"`{name}" not in doc]
     assert not missing
+
+
+def test_every_merge_and_function_is_documented():
+    from specc.lang.evaluate import FUNCTIONS
+    from specc.lang.registry import MERGES
+    doc = DOC.read_text()
+    assert not [name for name in MERGES if f"`{name}(" not in doc]
+    assert not [name for name in FUNCTIONS if f"`{name}(" not in doc]
