@@ -162,6 +162,20 @@ def test_repetition_index_drives_a_ramp():
     assert [r.output_shape[0] for r in net.layers] == [1, 2, 3]
 
 
+def test_a_comparison_repeats_an_element_once_or_not_at_all():
+    net = specc.loads("input 8x4x4\nblock e(cin, exp) { (conv 1x1 exp -> relu) * (exp != cin) -> conv 1x1 4 }\n"
+                      "e(8, 8) -> e(4, 16)")
+    assert [r.path for r in net.layers] == ["e1.conv1", "e2.conv1", "e2.relu1", "e2.conv2"]
+    for op, expected in [("==", 0), ("!=", 1), ("<", 1), ("<=", 1), (">", 0), (">=", 0)]:
+        assert len(specc.loads(f"input 4\nrelu * (2 {op} 3)").layers) == expected
+    assert "got true" in error("input 8x4x4\nconv 1x1 (3 < 4)").message
+
+
+def test_a_layer_given_where_a_number_belongs_is_named_plainly():
+    err = error("input 8x4x4\nblock mb(c, act=relu) { conv 1x1 act }\nmb(8)")
+    assert err.message == "conv channels must be a number, got the layer relu"
+
+
 # --- block parameters ----------------------------------------------------------------------------
 def test_block_parameters_with_defaults_and_layers_as_values():
     src = ("input 3x8x8\nblock conv_bn(c, k, act=relu) { conv kernel=k c p(k // 2) -> bn -> act }\n"

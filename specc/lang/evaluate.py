@@ -42,17 +42,21 @@ class CallRef(NamedTuple):
 Ref = LayerRef | BlockRef | CallRef
 
 
+COMPARISONS = {"==": lambda a, b: a == b, "!=": lambda a, b: a != b, "<": lambda a, b: a < b,
+               "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b}
+
+
 def describe(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, tuple):
-        return "x".join(map(str, value))
     if isinstance(value, LayerRef):
         return f"the layer {value.kind.name}"
     if isinstance(value, BlockRef):
         return f"the block {value.name}"
     if isinstance(value, CallRef):
         return value.call.text
+    if isinstance(value, tuple):  # a size; after the refs, which are tuples too
+        return "x".join(map(str, value))
     return str(value)
 
 
@@ -100,6 +104,10 @@ class Evaluator:
         if isinstance(expr, n.Neg):
             return self._arith("-", 0, self.operand(expr.operand, scope), expr)
         left, right = self.operand(expr.left, scope), self.operand(expr.right, scope)
+        if expr.op in COMPARISONS:
+            if isinstance(left, tuple) or isinstance(right, tuple):
+                raise SpecError("sizes are not compared; compare their sides", expr.span)
+            return COMPARISONS[expr.op](left, right)
         return self._arith(expr.op, left, right, expr)
 
     def name(self, expr: n.Name, scope: dict[str, Any]) -> Any:
@@ -140,7 +148,8 @@ class Evaluator:
     def operand(self, expr: n.Expr, scope) -> int | float | tuple:
         """A number, or a size (arithmetic on a size acts on each side)."""
         value = self.evaluate(expr, scope)
-        if isinstance(value, tuple) and all(isinstance(v, int) for v in value):
+        if isinstance(value, tuple) and not isinstance(value, (LayerRef, BlockRef, CallRef)) and all(
+                isinstance(v, int) for v in value):
             return value
         return self._check_number(value, expr)
 

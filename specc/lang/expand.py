@@ -70,6 +70,8 @@ class Expander:
         self.spec = spec
         self.layer_count = 0
         self.values = Evaluator(spec.blocks)
+        self._names: dict[int, tuple[str, ...]] = {}  # id(n.Layer) -> the names its arguments mention
+        self._resolved: dict[tuple, tuple[Args, dict[str, Span]]] = {}
         self.globals = self._params(overrides)
         # Resolved once, grouped by kind, so a layer looks only at its own kind's defaults.
         self.defaults: dict[str, list[tuple[n.Default, dict]]] = {}
@@ -143,6 +145,21 @@ class Expander:
         return kind.main, self.evaluate(arg.value, scope)
 
     def _resolve(self, kind: LayerKind, layer: n.Layer, scope) -> tuple[Args, dict[str, Span]]:
+        # A layer written once in a block is expanded at every call; its arguments depend only on the
+        # names it mentions, so resolve each (layer, values of those names) once. Args are never mutated.
+        names = self._names.get(id(layer))
+        if names is None:
+            names = self._names[id(layer)] = tuple(sorted(_mentioned(layer.args)))
+        try:
+            key = (id(layer), kind.name, tuple(scope.get(name) for name in names))
+            hash(key)
+        except TypeError:  # a block call passed as a value: not worth a key
+            return self._resolve_now(kind, layer, scope)
+        if key not in self._resolved:
+            self._resolved[key] = self._resolve_now(kind, layer, scope)
+        return self._resolved[key]
+
+    def _resolve_now(self, kind: LayerKind, layer: n.Layer, scope) -> tuple[Args, dict[str, Span]]:
         bound: dict[str, tuple[Any, Span]] = {}
         for default, values in self.defaults.get(kind.name, ()):
             # A default holds for the rest of its own file (an import's defaults stay in it).
@@ -182,7 +199,9 @@ class Expander:
         if element.repeat is None:
             return 1
         count = self.evaluate(element.repeat, scope)
-        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        if isinstance(count, bool):  # `* (exp != cin)`: the element is there or not
+            return int(count)
+        if not isinstance(count, int) or count < 0:
             hint = "round it with round(), floor(), ceil() or //" if isinstance(count, float) else None
             raise SpecError(f"a repetition count must be a whole number, 0 or more, got {describe(count)}",
                             element.repeat.span, hint=hint)
@@ -293,6 +312,23 @@ class Expander:
             if param not in values:
                 values[param] = self.evaluate(block.defaults[param], {**self.globals, **values})
         return {p: values[p] for p in block.params}
+
+
+def _mentioned(node) -> set[str]:
+    """Every name an argument list (or expression) refers to."""
+    if isinstance(node, n.Name):
+        return {node.id}
+    if isinstance(node, tuple):
+        return set().union(*map(_mentioned, node)) if node else set()
+    if isinstance(node, (n.Arg, n.KwArg)):
+        return _mentioned(node.value)
+    if isinstance(node, n.BinOp):
+        return _mentioned(node.left) | _mentioned(node.right)
+    if isinstance(node, n.Neg):
+        return _mentioned(node.operand)
+    if isinstance(node, n.Func):
+        return {node.name} | _mentioned(node.args)
+    return set()
 
 
 def _signature(block: n.Block) -> str:

@@ -22,7 +22,7 @@ class Name(NamedTuple):
 
 
 class BinOp(NamedTuple):
-    op: str  # one of + - * // /
+    op: str  # one of + - * // / and the comparisons == != < <= > >=
     left: "Expr"
     right: "Expr"
     span: Span

@@ -195,6 +195,9 @@ class ToNodes(Transformer):
 
     plus, minus, times, floordiv, truediv = _binop("+"), _binop("-"), _binop("*"), _binop("//"), _binop("/")
 
+    def compare(self, meta, children):
+        return n.BinOp(str(children[1]), children[0], children[2], _meta_span(meta))
+
     def dims(self, meta, children):
         return self._expr(children[0])
 
