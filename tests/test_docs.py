@@ -41,3 +41,16 @@ def test_every_merge_and_function_is_documented():
     doc = DOC.read_text()
     assert not [name for name in MERGES if f"`{name}(" not in doc]
     assert not [name for name in FUNCTIONS if f"`{name}(" not in doc]
+
+
+def test_porting_guide_example_runs_and_matches(capsys):
+    """docs/porting.md's check against torchvision, run as written."""
+    pytest.importorskip("torchvision")
+    guide = (DOC.parent / "porting.md").read_text()
+    (code,) = [body for kind, body in FENCE.findall(guide) if kind == "python" and "build(weights=" in body]
+    namespace: dict = {}
+    exec(compile(code, "porting.md", "exec"), namespace)
+    assert (namespace["model"].eval()(namespace["x"]) - namespace["reference"].eval()(namespace["x"])).abs().max() <= 1e-5
+    assert "tensor(" in capsys.readouterr().out
+    assert "5,483,032 params  216.59M MACs" in guide
+    assert specc.load(DOC.parents[1] / "specs" / "torchvision" / "mobilenet_v3_large.cnn").param_count == 5_483_032
