@@ -48,13 +48,16 @@ class Network:
         """A torch.nn.Module equivalent to the spec; torch is imported only here.
 
         `weights` (a module such as a torchvision model, a state_dict, or a
-        .safetensors/.pt file) is copied in by structure: same order, same shapes.
+        .safetensors/.pt file) is copied in by structure: tensors pair in the
+        order a forward pass first uses them (a module's), or their order (a
+        state_dict's), with equal shapes (an nn.Linear's O x I fits a conv 1x1's
+        O x I x 1 x 1), the branches of add and mul in either order.
         """
         from .runtime.build import build_module
         module = build_module(self, device=device, dtype=dtype)
         if weights is not None:
             from .runtime.weights import transfer
-            transfer(module, weights)
+            transfer(module, weights, input_shape=self.input_shape)
         return module
 
     def __repr__(self) -> str:
