@@ -70,7 +70,7 @@ class Inferer:
         cost = kind.cost(node.args, shape, node.out_shape)
         self.rows.append(LayerRow(path, node.text, kind.name, node.out_shape, cost.params, cost.buffers,
                                   cost.macs, node.span.line))
-        self.producer = f"{node.text} at line {node.span.line}"
+        self.producer = f"{node.text} at {_where(node.span)}"
         return out  # keep Shape's memory of a flatten for the next layer's messages
 
     def _require_rank(self, name: str, needed: str, shape: tuple) -> None:
@@ -99,7 +99,7 @@ class Inferer:
                             hint=exc.hint) from None
         node.out_shape = out
         self.rows.append(LayerRow(path, kind.name, kind.name, out, 0, 0, 0, node.span.line))
-        self.producer = f"{kind.name}(...) at line {node.span.line}"
+        self.producer = f"{kind.name}(...) at {_where(node.span)}"
         return out
 
     def check(self, node: CheckNode, shape: tuple) -> None:
@@ -118,6 +118,11 @@ class Inferer:
         if self.producer is None:
             return f"the input is {shape_str(shape)}, from the 'input' line"
         return f"the input {shape_str(shape)} comes from {self.producer}"
+
+
+def _where(span) -> str:
+    """`line 7`, or `lib/efficientnet.cnn:29` for a layer written in an imported file."""
+    return f"{span.origin[0]}:{span.line}" if span.origin else f"line {span.line}"
 
 
 def infer(root: SeqNode, input_shape: tuple[int, ...], check_annotations: bool = True
