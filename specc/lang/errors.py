@@ -5,7 +5,6 @@ always sees `file:line:col: error: ...`, the source line and a caret.
 """
 from __future__ import annotations
 
-import difflib
 from typing import NamedTuple
 
 
@@ -101,6 +100,7 @@ def _excerpt(source: str | None, span: Span | None) -> list[str]:
 
 def did_you_mean(word: str, candidates) -> str | None:
     """A hint naming the closest known word, or None when nothing is close."""
+    import difflib  # only a failing spec needs it; keeps `specc check` start-up short
     close = difflib.get_close_matches(word, sorted(set(candidates)), n=1, cutoff=0.6)
     return f"did you mean '{close[0]}'?" if close else None
 
