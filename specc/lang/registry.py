@@ -278,6 +278,9 @@ _simple("tanh", "hyperbolic tangent", "Tanh")
 _simple("gelu", "Gaussian error linear unit", "GELU")
 _simple("silu", "sigmoid linear unit (swish)", "SiLU")
 _simple("identity", "passes its input through (a residual shortcut)", "Identity")
+_simple("hardswish", "hard swish (MobileNetV3)", "Hardswish")
+_simple("hardsigmoid", "hard sigmoid (MobileNetV3's squeeze-and-excitation gate)", "Hardsigmoid")
+_simple("mish", "mish: x * tanh(softplus(x))", "Mish")
 
 register(LayerKind(
     "leakyrelu", "leaky ReLU: leakyrelu [SLOPE], default 0.01",
@@ -287,10 +290,6 @@ register(LayerKind(
 register(LayerKind(
     "softmax", "softmax over channels (or features)",
     build=lambda nn, a, s: nn.Softmax(dim=1)))
-
-_simple("hardswish", "hard swish (MobileNetV3)", "Hardswish")
-_simple("hardsigmoid", "hard sigmoid (MobileNetV3's squeeze-and-excitation gate)", "Hardsigmoid")
-_simple("mish", "mish: x * tanh(softplus(x))", "Mish")
 
 register(LayerKind(
     "elu", "exponential linear unit: elu [ALPHA], default 1.0",

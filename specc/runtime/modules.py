@@ -16,30 +16,33 @@ class Concat(nn.ModuleDict):
         return torch.cat([branch(x) for branch in self.values()], dim=1)
 
 
-class Add(nn.ModuleDict):
-    """add(A | B | ...): every branch sees the input; outputs are summed."""
+class _Fold(nn.ModuleDict):
+    """Every branch sees the input; their outputs are folded together with `combine`, in branch order."""
 
-    commutative = True
+    commutative = True  # weights.py may pair the branches in another order
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        branches = iter(self.values())
-        out = next(branches)(x)
-        for branch in branches:
-            out = out + branch(x)
-        return out
-
-
-class Mul(nn.ModuleDict):
-    """mul(A | B | ...): every branch sees the input; outputs are multiplied (broadcasting)."""
-
-    commutative = True
+    @staticmethod
+    def combine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         branches = iter(self.values())
         out = next(branches)(x)
         for branch in branches:
-            out = out * branch(x)
+            out = self.combine(out, branch(x))
         return out
+
+
+class Add(_Fold):
+    """add(A | B | ...): outputs are summed."""
+
+    combine = staticmethod(torch.add)
+
+
+class Mul(_Fold):
+    """mul(A | B | ...): outputs are multiplied (broadcasting)."""
+
+    combine = staticmethod(torch.mul)
 
 
 class Split(nn.ModuleDict):
