@@ -8,7 +8,9 @@ Runs side by side, on every spec in specs/ (or the files given):
   (c) in one warm process: static inference (specc.load) against build + meta
       forward, which isolates the analysis from interpreter and import costs.
 
-    python bench/check_speed.py [--runs 5] [SPEC ...]
+    python bench/check_speed.py [--runs 5] [--check-only] [SPEC ...]
+
+--check-only times (a) alone, for a quick sweep over many specs.
 """
 from __future__ import annotations
 
@@ -54,10 +56,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("specs", nargs="*", type=Path)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--check-only", action="store_true", help="time `specc check` processes only")
     args = parser.parse_args()
     specs = args.specs or sorted((ROOT / "specs").glob("*.cnn"))
     specc_cli = [sys.executable, "-m", "specc", "check"]
 
+    if args.check_only:
+        check_only(specs, specc_cli, args.runs)
+        return
     # Processes first: a child forked after this process imported torch would
     # count torch's pages in its own peak RSS.
     processes = {spec: (median_process([*specc_cli, str(spec)], args.runs),
@@ -81,6 +87,16 @@ def main() -> None:
               f"{meta_wall / check_wall:5.1f}x   {infer_s * 1e3:9.2f} {meta_s * 1e3:9.2f} {meta_s / infer_s:5.1f}x")
     print(f"\nworst `specc check`: {worst_wall:.3f} s wall, {worst_rss:.1f} MB peak RSS "
           f"(target: 0.150 s, 60 MB)")
+
+
+def check_only(specs: list[Path], specc_cli: list[str], runs: int) -> None:
+    print(f"{runs} runs each; medians of whole `specc check` processes")
+    results = {spec: median_process([*specc_cli, str(spec)], runs) for spec in specs}
+    for spec, (wall, rss) in sorted(results.items(), key=lambda item: item[1][0]):
+        print(f"{spec.relative_to(ROOT) if spec.is_absolute() else spec}  {wall:.3f} s  {rss:.1f} MB")
+    walls = sorted(wall for wall, _ in results.values())
+    print(f"\n{len(specs)} specs: median {statistics.median(walls):.3f} s, worst {walls[-1]:.3f} s, "
+          f"peak RSS {max(r for _, r in results.values()):.1f} MB (target: 0.150 s, 60 MB)")
 
 
 if __name__ == "__main__":

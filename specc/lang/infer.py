@@ -40,7 +40,8 @@ class Inferer:
         # another input (--input) they are not re-asserted.
         self.check_annotations = check_annotations
         self.rows: list[LayerRow] = []
-        self.producer: str | None = None  # what made the current shape, for hints
+        self.producer: LayerNode | MergeNode | None = None  # what made the current shape, for hints
+        self._known: dict[tuple, tuple] = {}  # (kind, arguments, input shape) -> (output shape, cost)
 
     def seq(self, seq: SeqNode, shape: tuple, prefix: str) -> tuple:
         for item in seq.items:
@@ -58,6 +59,23 @@ class Inferer:
     def layer(self, node: LayerNode, shape: tuple, path: str) -> tuple:
         kind = node.kind
         node.in_shape = shape
+        # A block repeated at one input size repeats its layers' arithmetic: compute each
+        # (kind, arguments, input) once. A flatten's output remembers its input, so it is not shared.
+        key = (kind.name, tuple(node.args.items()), shape) if type(shape) is tuple else None
+        known = self._known.get(key) if key is not None else None
+        if known is None:
+            known = self._shape_and_cost(node, shape)
+            if key is not None:
+                self._known[key] = known
+        out, cost = known
+        node.out_shape = tuple(out)
+        self.rows.append(LayerRow(path, node.text, kind.name, node.out_shape, cost.params, cost.buffers,
+                                  cost.macs, node.span.line))
+        self.producer = node
+        return out  # keep Shape's memory of a flatten for the next layer's messages
+
+    def _shape_and_cost(self, node: LayerNode, shape: tuple):
+        kind = node.kind
         try:
             self._require_rank(kind.name, kind.input, shape)
             out = kind.shape(node.args, shape)
@@ -66,12 +84,7 @@ class Inferer:
             hint = exc.hint or self._origin(shape)
             message = exc.message if exc.message.startswith(kind.name) else f"{kind.name} {exc.message}"
             raise SpecError(message, span, hint=hint, notes=node.calls) from None
-        node.out_shape = tuple(out)
-        cost = kind.cost(node.args, shape, node.out_shape)
-        self.rows.append(LayerRow(path, node.text, kind.name, node.out_shape, cost.params, cost.buffers,
-                                  cost.macs, node.span.line))
-        self.producer = f"{node.text} at {_where(node.span)}"
-        return out  # keep Shape's memory of a flatten for the next layer's messages
+        return out, kind.cost(node.args, shape, tuple(out))
 
     def _require_rank(self, name: str, needed: str, shape: tuple) -> None:
         if needed == "spatial" and len(shape) != 3:
@@ -99,7 +112,7 @@ class Inferer:
                             hint=exc.hint) from None
         node.out_shape = out
         self.rows.append(LayerRow(path, kind.name, kind.name, out, 0, 0, 0, node.span.line))
-        self.producer = f"{kind.name}(...) at {_where(node.span)}"
+        self.producer = node
         return out
 
     def check(self, node: CheckNode, shape: tuple) -> None:
@@ -113,11 +126,19 @@ class Inferer:
 
     def _origin(self, shape: tuple) -> str:
         unflattened = getattr(shape, "unflattened", None)
+        producer = self._producer_text()
         if unflattened is not None:
-            return f"{self.producer} turns {shape_str(unflattened)} into {shape_str(shape)}"
-        if self.producer is None:
+            return f"{producer} turns {shape_str(unflattened)} into {shape_str(shape)}"
+        if producer is None:
             return f"the input is {shape_str(shape)}, from the 'input' line"
-        return f"the input {shape_str(shape)} comes from {self.producer}"
+        return f"the input {shape_str(shape)} comes from {producer}"
+
+    def _producer_text(self) -> str | None:
+        node = self.producer
+        if node is None:
+            return None
+        text = node.text if isinstance(node, LayerNode) else f"{node.kind.name}(...)"
+        return f"{text} at {_where(node.span)}"
 
 
 def _where(span) -> str:
