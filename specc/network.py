@@ -1,10 +1,13 @@
 """The public API: load a spec, read its static analysis, build its module."""
 from __future__ import annotations
 
+import operator
 from pathlib import Path
 from typing import Any
 
 from .lang.errors import SpecError, did_you_mean
+from .lang.files import Unreadable, read_spec
+from .lang.evaluate import MAX_INT
 from .lang.expand import SeqNode, expand
 from .lang.imports import link
 from .lang.infer import LayerRow, infer
@@ -68,20 +71,24 @@ class Network:
 
 def load(path: str | Path, *, input_shape: tuple[int, ...] | None = None, **params: Any) -> Network:
     """Read, check and analyse the spec at `path`; params override its `param` lines."""
+    if not isinstance(path, (str, Path)):
+        raise SpecError(f"a spec path is a str or Path, got {type(path).__name__}")
     path = Path(path)
     try:
-        source = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SpecError(f"no such spec file: {path}", path=str(path)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(f"cannot read {path}: {exc}", path=str(path)) from None
+        source = read_spec(path)
+    except Unreadable as exc:
+        if exc.reason == "no such file":
+            raise SpecError(f"no such spec file: {path}", path=str(path)) from None
+        raise SpecError(f"cannot read {path}: {exc.reason}", path=str(path), hint=exc.hint) from None
     return loads(source, name=path.stem, path=str(path), input_shape=input_shape, **params)
 
 
 def loads(text: str, *, name: str = "inline", path: str = "<string>",
           input_shape: tuple[int, ...] | None = None, **params: Any) -> Network:
     """Like load(), from a string."""
+    _check_api_inputs(text, path)
     try:
+        _check_params(params)
         spec = link(parse(text, path), path)
         graph = expand(spec, params)
         shape = _input_shape(spec, input_shape)
@@ -99,10 +106,26 @@ def loads(text: str, *, name: str = "inline", path: str = "<string>",
     return net
 
 
+def _check_api_inputs(text, path) -> None:
+    """Mistakes in a call from Python, reported like a spec's own rather than as a TypeError deep inside."""
+    if not isinstance(text, str):
+        raise SpecError(f"a spec's text is a str, got {type(text).__name__}")
+    if not isinstance(path, str):
+        raise SpecError(f"path is a str, got {type(path).__name__}")
+
+
+def _check_params(params: dict) -> None:
+    for key, value in params.items():
+        if not isinstance(value, (bool, int, float)):
+            raise SpecError(f"param '{key}' must be a number, true or false, got {value!r}",
+                            hint="params set from Python are ints, floats or bools, as in load(path, classes=100)")
+        if not isinstance(value, bool) and not (abs(value) <= MAX_INT):  # also refuses nan
+            raise SpecError(f"param '{key}' is {value!r}, beyond specc's limit of 2**63")
+
+
 def _input_shape(spec, override) -> tuple[int, ...]:
     if override is not None:
-        shape = tuple(int(d) for d in override)
-        span = None
+        shape, span = _override_shape(override), None
     elif spec.input is not None:
         shape, span = spec.input.values, spec.input.span
     else:
@@ -112,4 +135,21 @@ def _input_shape(spec, override) -> tuple[int, ...]:
         raise SpecError(f"input must be CxHxW or a number of features, got {'x'.join(map(str, shape))}", span)
     if min(shape) < 1:
         raise SpecError(f"input sizes must be positive, got {'x'.join(map(str, shape))}", span)
+    return shape
+
+
+def _no_bools():
+    raise TypeError("a bool is not a size")
+
+
+def _override_shape(override) -> tuple[int, ...]:
+    hint = "pass a tuple of ints: (1, 28, 28) for CxHxW or (784,) for features"
+    if isinstance(override, (str, bytes)) or not hasattr(override, "__iter__"):
+        raise SpecError(f"input_shape must be a tuple of ints, got {override!r}", hint=hint)
+    try:  # operator.index: ints, numpy ints and torch.Size's sides, but not floats, strings or None
+        shape = tuple(operator.index(d) for d in override if not isinstance(d, bool) or _no_bools())
+    except TypeError:
+        raise SpecError(f"input_shape must be a tuple of ints, got {tuple(override)!r}", hint=hint) from None
+    if any(d > MAX_INT for d in shape):
+        raise SpecError(f"input_shape {shape!r} is too large (specc's limit is 2**63 per side)")
     return shape

@@ -82,16 +82,24 @@ def render(err: SpecError) -> str:
     lines += [f"note: {note}" for note in err.notes]
     if err.hint:
         lines.append(f"hint: {err.hint}")
-    return "\n".join(lines)
+    return _printable("\n".join(lines))
+
+
+def _printable(text: str) -> str:
+    # A path from the command line may hold surrogates (undecodable bytes) or a NUL: escape them so
+    # that the diagnostic can always be printed.
+    return text.replace("\0", "\\0").encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _excerpt(source: str | None, span: Span | None) -> list[str]:
     if not source or not span:
         return []
-    text_lines = source.splitlines()
+    # Split on "\n" only, as the parser counts lines: str.splitlines would also break at a form
+    # feed, \x0b, \x85 or U+2028 inside a comment and show the wrong line.
+    text_lines = source.split("\n")
     if not 1 <= span.line <= len(text_lines):
         return []
-    text = text_lines[span.line - 1].expandtabs(1)
+    text = text_lines[span.line - 1].rstrip("\r").expandtabs(1)
     end = span.end_column if span.end_line == span.line else len(text) + 1
     width = max(1, min(end, len(text) + 1) - span.column)
     gutter = f"{span.line:>5} | "

@@ -8,7 +8,7 @@ the module name when the network is built.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from . import nodes as n
 from .errors import Span, SpecError, did_you_mean
@@ -16,6 +16,9 @@ from .evaluate import FUNCTIONS, BlockRef, CallRef, Evaluator, LayerRef, Ref, de
 from .registry import MERGES, REGISTRY, REQUIRED, Arg, Args, LayerKind, MergeKind
 
 MAX_LAYERS = 100_000  # guards against `relu * 10**9`, which would exhaust memory
+# Block calls cost time and memory even when they hold few layers (61 nested blocks, each calling
+# the next, called 40,000 times): they are counted too, against a budget of their own.
+MAX_CALLS = 20_000  # 136 times the most a shipped spec makes (efficientnet_v2_l: 147)
 
 
 @dataclass
@@ -69,6 +72,7 @@ class Expander:
     def __init__(self, spec: n.SpecFile, overrides: dict[str, Any]):
         self.spec = spec
         self.layer_count = 0
+        self.call_count = 0
         self.values = Evaluator(spec.blocks)
         self._names: dict[int, tuple[str, ...]] = {}  # id(n.Layer) -> the names its arguments mention
         self._resolved: dict[tuple, tuple[Args, dict[str, Span]]] = {}
@@ -283,6 +287,10 @@ class Expander:
             cycle = " -> ".join(stack[stack.index(block.name):] + (block.name,))
             raise SpecError(f"block '{block.name}' calls itself ({cycle})", call.span,
                             hint="blocks cannot be recursive; use repetition (ELEMENT * N) instead")
+        self.call_count += 1
+        if self.call_count > MAX_CALLS:
+            raise SpecError(f"the spec expands to more than {MAX_CALLS} block calls", call.span,
+                            hint="a block called inside a repeated block is expanded at every repetition")
         local = dict(self.globals)
         local.update(self._call_args(block, call, scope))
         seq = SeqNode(call.span, text=call.text)
@@ -291,7 +299,7 @@ class Expander:
         return seq
 
     def _call_args(self, block: n.Block, call: n.Call, scope) -> dict[str, Any]:
-        signature = _signature(block)
+        signature = _Signature(block)  # spelled out only for a message
         if len(call.args) > len(block.params):
             raise SpecError(f"{block.name} takes {_count(len(block.params), 'argument')} but gets {len(call.args)}",
                             call.span, hint=f"defined as {signature} at line {block.span.line}")
@@ -331,9 +339,12 @@ def _mentioned(node) -> set[str]:
     return set()
 
 
-def _signature(block: n.Block) -> str:
-    params = [p + ("=..." if p in block.defaults else "") for p in block.params]
-    return f"{block.name}({', '.join(params)})"
+class _Signature(NamedTuple):
+    block: n.Block
+
+    def __str__(self) -> str:
+        params = [p + ("=..." if p in self.block.defaults else "") for p in self.block.params]
+        return f"{self.block.name}({', '.join(params)})"
 
 
 def _coerce(kind: LayerKind, spec: Arg, value: Any, span: Span) -> Any:

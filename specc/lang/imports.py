@@ -14,15 +14,17 @@ error, and `specc.load(..., eps=...)` / `--set` still win over it.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from . import nodes as n
 from .errors import SpecError, Span, did_you_mean
+from .files import Unreadable, checked_name, read_spec
 
 
 def link(spec: n.SpecFile, path: str) -> n.SpecFile:
     """`spec` with everything its imports define merged into its blocks, params and defaults."""
-    here = Path(path).resolve() if not path.startswith("<") else Path.cwd() / "<string>"
+    here = _real(path) if not path.startswith("<") else Path.cwd() / "<string>"
     defined = {**{f"block {b}": (here, block.span) for b, block in spec.blocks.items()},
                **{f"param {p.name}": (here, p.span) for p in spec.params}}
     _follow(spec, spec, here, [here], {}, defined)
@@ -33,7 +35,7 @@ def _follow(into: n.SpecFile, spec: n.SpecFile, here: Path, stack: list[Path], d
             defined: dict[str, tuple[Path, Span]]) -> None:
     """Merge `spec`'s imports into `into`; `done` maps each file read to the params it (and its imports) provide."""
     for imp in spec.imports:
-        target = (here.parent / imp.path).resolve()
+        target = _target(here, imp)
         if target in stack:
             cycle = " -> ".join(p.name for p in stack[stack.index(target):] + [target])
             raise SpecError(f"import cycle: {cycle}", imp.span, hint="move the shared blocks into a file both import")
@@ -60,16 +62,39 @@ def _apply_settings(into: n.SpecFile, imp: n.Import, provided: set[str]) -> None
         into.import_settings[setting.key] = (setting.value, imp)
 
 
+def _real(path: str) -> Path:
+    """`path` made absolute with symlinks resolved (so a file reached twice is known), never raising:
+    a path the file system cannot take stays as written, and reading it fails with a located error."""
+    try:
+        checked_name(path, suffix="")
+    except Unreadable:
+        return Path(os.path.abspath(path))
+    return Path(os.path.realpath(path))  # non-strict: a symlink loop is reported when read
+
+
+def _target(here: Path, imp: n.Import) -> Path:
+    try:
+        checked_name(imp.path)
+    except Unreadable as exc:
+        raise _cannot_import(imp, exc) from None
+    return _real(os.path.join(here.parent, imp.path))
+
+
 def _parse_file(target: Path, imp: n.Import) -> n.SpecFile:
     from .parse import parse
     try:
-        source = target.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SpecError(f"cannot import '{imp.path}': no such file {target}", imp.span,
-                        hint="import paths are relative to the importing file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(f"cannot import '{imp.path}': {exc}", imp.span) from None
+        source = read_spec(target)
+    except Unreadable as exc:
+        raise _cannot_import(imp, exc, target) from None
     return parse(source, _display(target), imported=True)
+
+
+def _cannot_import(imp: n.Import, exc: Unreadable, target: Path | None = None) -> SpecError:
+    where = f" ({_display(target)})" if target is not None and str(target) != imp.path else ""
+    hint = exc.hint
+    if exc.reason == "no such file":
+        hint = "import paths are relative to the importing file"
+    return SpecError(f"cannot import '{imp.path}'{where}: {exc.reason}", imp.span, hint=hint)
 
 
 def _merge(into: n.SpecFile, imported: n.SpecFile, target: Path, imp: n.Import,

@@ -10,16 +10,32 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from .errors import SpecError, shape_str
+from .evaluate import MAX_INT
 from .expand import CheckNode, LayerNode, MergeNode, SeqNode
 from .registry import LayerError, numel
 
 RANK_NAMES = {1: "flat", 3: "spatial"}
 
 
+class ModulePath(NamedTuple):
+    """A dotted module path (`vgg2.conv1`) kept as a link to its parent's: rows share their prefixes,
+    so deep blocks with long names cost memory linear in the spec, not in depth times layers."""
+
+    parent: "ModulePath | None"
+    name: str
+
+    def __str__(self) -> str:
+        names, node = [], self
+        while node is not None:
+            names.append(node.name)
+            node = node.parent
+        return ".".join(reversed(names))
+
+
 class LayerRow(NamedTuple):
     """One row of a summary: a layer, or the merge point of a merge (concat, add, mul, split)."""
 
-    path: str
+    at: ModulePath
     op: str  # as written in the spec
     kind: str
     output_shape: tuple[int, ...]
@@ -27,6 +43,11 @@ class LayerRow(NamedTuple):
     buffers: int
     macs: int
     line: int
+
+    @property
+    def path(self) -> str:
+        """The module's dotted path in the built network, such as `vgg2.conv1`."""
+        return str(self.at)
 
     @property
     def activations(self) -> int:
@@ -43,20 +64,20 @@ class Inferer:
         self.producer: LayerNode | MergeNode | None = None  # what made the current shape, for hints
         self._known: dict[tuple, tuple] = {}  # (kind, arguments, input shape) -> (output shape, cost)
 
-    def seq(self, seq: SeqNode, shape: tuple, prefix: str) -> tuple:
+    def seq(self, seq: SeqNode, shape: tuple, prefix: ModulePath | None) -> tuple:
         for item in seq.items:
-            path = f"{prefix}{item.name}"
+            path = ModulePath(prefix, item.name)
             if isinstance(item, LayerNode):
                 shape = self.layer(item, shape, path)
             elif isinstance(item, SeqNode):
-                shape = self.seq(item, shape, path + ".")
+                shape = self.seq(item, shape, path)
             elif isinstance(item, MergeNode):
                 shape = self.merge(item, shape, path)
             else:
                 self.check(item, shape)
         return shape
 
-    def layer(self, node: LayerNode, shape: tuple, path: str) -> tuple:
+    def layer(self, node: LayerNode, shape: tuple, path: ModulePath) -> tuple:
         kind = node.kind
         node.in_shape = shape
         # A block repeated at one input size repeats its layers' arithmetic: compute each
@@ -79,6 +100,7 @@ class Inferer:
         try:
             self._require_rank(kind.name, kind.input, shape)
             out = kind.shape(node.args, shape)
+            _check_bounded(kind.name, out)
         except LayerError as exc:
             span = node.arg_spans.get(exc.arg, node.span) if exc.arg else node.span
             hint = exc.hint or self._origin(shape)
@@ -95,17 +117,18 @@ class Inferer:
                              hint=f"insert '-> flatten' before {name} (PyTorch's nn.Linear would silently "
                                   f"apply to the last axis only)")
 
-    def merge(self, node: MergeNode, shape: tuple, path: str) -> tuple:
+    def merge(self, node: MergeNode, shape: tuple, path: ModulePath) -> tuple:
         kind = node.kind
         try:
             inputs = kind.inputs(shape, len(node.branches))
         except LayerError as exc:
             raise SpecError(f"{kind.name} {exc.message}", node.span, notes=node.calls,
                             hint=exc.hint or self._origin(shape)) from None
-        outs = [self.seq(branch, branch_in, f"{path}.{branch.name}.")
+        outs = [self.seq(branch, branch_in, ModulePath(path, branch.name))
                 for branch, branch_in in zip(node.branches, inputs)]
         try:
             out = tuple(kind.join([tuple(s) for s in outs]))
+            _check_bounded(kind.name, out)
         except LayerError as exc:
             shown = ", ".join(f"branch {i} gives {shape_str(s)}" for i, s in enumerate(outs, 1))
             raise SpecError(f"{kind.name} {exc.message} but {shown}", node.span, notes=node.calls,
@@ -141,6 +164,13 @@ class Inferer:
         return f"{text} at {_where(node.span)}"
 
 
+def _check_bounded(name: str, shape) -> None:
+    # Sides that grow at every layer (a repeated upsample or concat) would otherwise grow without
+    # bound, and every later count and message with them.
+    if any(side > MAX_INT for side in shape):
+        raise LayerError(f"{name}'s output has a side over specc's limit of 2**63")
+
+
 def _where(span) -> str:
     """`line 7`, or `lib/efficientnet.cnn:29` for a layer written in an imported file."""
     return f"{span.origin[0]}:{span.line}" if span.origin else f"line {span.line}"
@@ -149,5 +179,5 @@ def _where(span) -> str:
 def infer(root: SeqNode, input_shape: tuple[int, ...], check_annotations: bool = True
           ) -> tuple[tuple[int, ...], list[LayerRow]]:
     inferer = Inferer(check_annotations)
-    out = inferer.seq(root, tuple(input_shape), "")
+    out = inferer.seq(root, tuple(input_shape), None)
     return tuple(out), inferer.rows

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import math
 import re
 from pathlib import Path
 
@@ -16,6 +17,8 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 
 from . import nodes as n
 from .errors import Span, SpecError, did_you_mean
+from .evaluate import MAX_INT
+from .files import MAX_SPEC_BYTES
 from .registry import MERGES
 
 SHORTHANDS = {"s": "stride", "p": "padding", "d": "dilation", "g": "groups"}
@@ -52,10 +55,9 @@ def grammar_text() -> str:
 
 @functools.lru_cache(maxsize=1)
 def parser() -> lark.Lark:
-    # cache=True stores the LALR tables keyed by the grammar's hash, so a changed
-    # grammar is never served stale; it halves `specc check`'s start-up.
-    return lark.Lark(grammar_text(), parser="lalr", propagate_positions=True,
-                     maybe_placeholders=False, cache=True)
+    # The LALR tables ship in the package (tables.py says why: never Lark's temp-dir pickle cache).
+    from .tables import load_parser
+    return load_parser(grammar_text())
 
 
 # Set while parsing an imported file, so that every span names its file.
@@ -63,6 +65,9 @@ _ORIGIN: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVar
 
 
 def parse(source: str, path: str = "<spec>", imported: bool = False) -> n.SpecFile:
+    if len(source) > MAX_SPEC_BYTES:  # before parsing: 50 MB of `-> relu` would take minutes and GBs
+        raise SpecError(f"the spec is {len(source):,} characters, more than specc's limit of "
+                        f"{MAX_SPEC_BYTES:,}", path=path, hint="split it into files that import each other")
     origin = _ORIGIN.set((path, source) if imported else None)
     try:
         tree = parser().parse(source)
@@ -108,7 +113,8 @@ def _syntax_error(exc: UnexpectedInput, source: str) -> SpecError:
         return SpecError(message, span, hint=hint)
     token = getattr(exc, "token", None)
     if isinstance(exc, UnexpectedEOF) or token is None or token.type == "$END":
-        lines = source.splitlines() or [""]
+        # The last line as the parser counts lines (only "\n" ends one), a final newline ignored.
+        lines = (source[:-1] if source.endswith("\n") else source).split("\n")
         line, column = len(lines), len(lines[-1]) + 1
         return SpecError("unexpected end of file" + _expected(exc.expected), Span(line, column, line, column + 1))
     span = _token_span(token)
@@ -165,6 +171,27 @@ def _or_list(words: list[str]) -> str:
     return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
 
 
+# 2**63 has 19 digits: a longer literal is refused before int() converts it (Python refuses
+# strings of 4,300+ digits, and a long one costs quadratic time).
+MAX_DIGITS = len(str(MAX_INT))
+
+
+def _int(text: str, tok: Token) -> int:
+    """An integer literal (or one side of a size) of token `tok`, within specc's bound."""
+    digits = text.lstrip("0") or "0"
+    value = int(digits) if len(digits) <= MAX_DIGITS else MAX_INT + 1
+    if value > MAX_INT:
+        raise SpecError("the value is too large (specc's limit is 2**63)", _token_span(tok))
+    return value
+
+
+def _float(tok: Token) -> float:
+    value = float(tok)
+    if not math.isfinite(value):  # 1e999, or 400 digits before the point
+        raise SpecError("the value is too large for a number", _token_span(tok))
+    return value
+
+
 def _key(tok: Token) -> str:
     return str(tok).rstrip("= \t")
 
@@ -182,10 +209,10 @@ class ToNodes(Transformer):
 
     # expressions
     def int(self, meta, children):
-        return n.Num(int(children[0]), _meta_span(meta))
+        return n.Num(_int(children[0], children[0]), _meta_span(meta))
 
     def float(self, meta, children):
-        return n.Num(float(children[0]), _meta_span(meta))
+        return n.Num(_float(children[0]), _meta_span(meta))
 
     def name(self, meta, children):
         return n.Name(str(children[0]), _meta_span(meta))
@@ -216,11 +243,11 @@ class ToNodes(Transformer):
             return item
         span = _token_span(item)
         if item.type == "INT":
-            return n.Num(int(item), span)
+            return n.Num(_int(item, item), span)
         if item.type == "FLOAT":
-            return n.Num(float(item), span)
+            return n.Num(_float(item), span)
         if item.type == "DIMS":
-            return n.Dims(tuple(int(d) for d in item.split("x")), span)
+            return n.Dims(tuple(_int(d, item) for d in item.split("x")), span)
         return n.Name(str(item), span)
 
     def shorthand(self, meta, children):
@@ -228,7 +255,7 @@ class ToNodes(Transformer):
         if tok.type == "SHORT_CALL":  # p(k // 2)
             value = children[1]
         else:
-            value = n.Num(int(tok[1:]), _token_span(tok))
+            value = n.Num(_int(tok[1:], tok), _token_span(tok))
         return n.Arg(SHORTHANDS[tok[0]], value, _meta_span(meta), shorthand=True)
 
     def signed(self, meta, children):
@@ -264,7 +291,7 @@ class ToNodes(Transformer):
 
     def annotation(self, meta, children):
         tok = children[0]
-        sides = tuple(None if side == "?" else int(side) for side in str(tok).split("x"))
+        sides = tuple(None if side == "?" else _int(side, tok) for side in str(tok).split("x"))
         return ("annotation", n.Dims(sides, _token_span(tok)))
 
     def element(self, meta, children):
@@ -305,8 +332,12 @@ class ToNodes(Transformer):
 
     def setting(self, meta, children):
         key, *sign, tok = children
-        value = {"INT": int, "FLOAT": float, "STRING": lambda t: t[1:-1]}.get(tok.type, str)(tok)
+        value = {"INT": lambda t: _int(t, t), "FLOAT": _float, "STRING": lambda t: t[1:-1]}.get(tok.type, str)(tok)
         value_span = _token_span(tok)
+        if sign and tok.type not in ("INT", "FLOAT"):
+            raise SpecError(f"'-' goes only before a number, not before {str(tok)!r}",
+                            _token_span(sign[0]).cover(value_span),
+                            hint='a word that starts with "-" is written quoted: "-mnist"')
         if sign:
             value, value_span = -value, _token_span(sign[0]).cover(value_span)
         name, start = _key(key), _token_span(key)

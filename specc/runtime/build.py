@@ -13,10 +13,12 @@ from torch import nn
 
 from ..lang.expand import CheckNode, LayerNode, MergeNode, SeqNode
 from . import modules
+from .memory import check_fits
 from .modules import Chain
 
 
 def build_module(net, device=None, dtype=None) -> nn.Module:
+    check_fits(net, device, dtype)  # before torch's allocator sees a 10**12-channel layer
     # Creating modules under the device context allocates weights there directly
     # (device="meta" allocates nothing at all).
     with torch.device(device) if device is not None else contextlib.nullcontext():
