@@ -106,7 +106,8 @@ reported as FILE:LINE:COL: error: ... and make the exit status 1.
 Example:
   $ specc check specs/lenet.cnn
   specs/lenet.cnn: ok  1x28x28 -> 10  61,706 params  416.52K MACs  12 layers""")
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+# Plain paths: specc.load refuses directories, devices and FIFOs itself, with exit status 1 like any unreadable spec.
+@click.argument("files", nargs=-1, required=True, type=click.Path())
 @input_option
 @set_option
 @click.option("--recipe", is_flag=True,
@@ -138,7 +139,7 @@ Examples:
   specc summary specs/vgg16.cnn --batch 64
   specc summary specs/resnet18.cnn --format markdown
   specc summary specs/lenet.cnn --set classes=100 --format json""")
-@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("file", type=click.Path())
 @input_option
 @set_option
 @click.option("--batch", default=1, show_default=True, type=click.IntRange(min=1),
@@ -206,8 +207,12 @@ overrides it (`data` is --dataset). Fashion-MNIST is found via --data DIR, $SPEC
 package dataset-fashion-mnist, or torchvision's usual folders.
 
 The run directory (--out, default runs/NETWORK-TIMESTAMP/) gets
-metrics.jsonl, curves.png and last/best.safetensors checkpoints with JSON
-sidecars. Ctrl-C saves a checkpoint; --resume RUN_DIR continues a run.
+metrics.jsonl, curves.png and last/best.safetensors checkpoints (each with a
+sha256 of its tensors, checked on every load) and readable JSON copies of
+their metadata. An --out that already holds a run is refused unless
+--overwrite is given. Ctrl-C saves a checkpoint; --resume RUN_DIR continues a
+run with the recipe, --limit and --data it started with: only --epochs may
+change, and --data may point at the same data in a new place.
 
 \b
 Examples:
@@ -225,8 +230,10 @@ Examples:
               help="Directory holding the dataset's files (for Fashion-MNIST: the four IDX files).")
 @click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda", "mps"]))
 @click.option("--out", type=click.Path(file_okay=False), help="Run directory (default runs/NETWORK-TIMESTAMP).")
+@click.option("--overwrite", is_flag=True, help="Replace the run already in --out (its checkpoints and metrics).")
 @click.option("--resume", type=click.Path(file_okay=False, exists=True), metavar="RUN_DIR",
-              help="Continue the run in RUN_DIR from its last checkpoint (only --epochs may change).")
+              help="Continue the run in RUN_DIR from its last checkpoint, with its recipe, --limit and --data "
+                   "(only --epochs may change; --data may name the data's new place).")
 @click.option("--init-from", type=click.Path(dir_okay=False, exists=True), metavar="PATH",
               help="Start from these weights (.safetensors or .pt state_dict, e.g. a torchvision "
                    "model's), matched to the spec by order and shape.")
@@ -239,17 +246,22 @@ Examples:
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar (default: when stdout is a terminal; plain lines otherwise).")
 @_training_errors
-def train(spec, data_name, assignments, input_shape, data_dir, device, out, resume, init_from, use_compile,
-          channels_last, nproc, limit, progress, **recipe_flags) -> None:
+def train(spec, data_name, assignments, input_shape, data_dir, device, out, overwrite, resume, init_from,
+          use_compile, channels_last, nproc, limit, progress, **recipe_flags) -> None:
     if nproc > 1:
         _relaunch_with_torchrun(nproc)
     if (spec is None) == (resume is None):
         raise click.UsageError("give a SPEC to start a run, or --resume RUN_DIR to continue one")
+    starting_only = {"--out": out, "--overwrite": overwrite or None, "--set": assignments or None,
+                     "--input": input_shape, "--init-from": init_from}
+    if resume and any(v is not None for v in starting_only.values()):
+        given = ", ".join(k for k, v in starting_only.items() if v is not None)
+        raise click.UsageError(f"{given}: only for starting a run; --resume continues {resume} as it started")
     overrides = {**recipe_flags, "data": data_name}  # recipe_options: one flag per schema key
     from .train import loop as training  # imports torch
 
     options = training.Options(data_dir=data_dir, device=device, out=out, compile=use_compile,
-                               channels_last=channels_last, init_from=init_from,
+                               channels_last=channels_last, init_from=init_from, overwrite=overwrite,
                                train_limit=limit, test_limit=limit, progress=progress, echo=click.echo)
     if resume:
         run = training.resume(resume, overrides, options)

@@ -114,10 +114,13 @@ def test_missing_dataset_says_how_to_get_it(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(data, "_download_with_torchvision", lambda name: None)
     with pytest.raises(data.DataError) as err:
-        data.load("fashion-mnist", str(tmp_path / "given"))
+        data.load("fashion-mnist")
     text = str(err.value)
     assert "apt-get install dataset-fashion-mnist" in text and "--data DIR" in text
-    assert text.index(str(tmp_path / "given")) < text.index(str(tmp_path / "empty"))  # the documented order
+    assert text.index(str(tmp_path / "empty")) < text.index(str(tmp_path / "nowhere"))  # the documented order
+    with pytest.raises(data.DataError) as err:  # --data means that directory: nothing else is searched
+        data.load("fashion-mnist", str(tmp_path / "given"))
+    assert str(tmp_path / "given") in str(err.value) and str(tmp_path / "empty") not in str(err.value)
 
 
 def test_data_dir_and_env_are_searched(fake_data, monkeypatch):

@@ -56,15 +56,20 @@ def load(name: str, data_dir: str | None = None) -> Dataset:
 
 # --- IDX files (Fashion-MNIST, MNIST) ---------------------------------------
 def candidate_dirs(name: str, data_dir: str | None) -> list[Path]:
-    """Where to look, in order: --data, $SPECC_DATA, Debian's package, torchvision's usual roots."""
-    roots = [Path(p) for p in (data_dir, os.environ.get("SPECC_DATA")) if p]
-    dirs = []
-    for root in roots:
-        dirs += [root, root / name, root / TORCHVISION_DIRS[name] / "raw"]
+    """Where to look, in order: --data alone when given; else $SPECC_DATA, Debian's package,
+    torchvision's usual roots. --data names the data to use, so it never falls back elsewhere."""
+    if data_dir:
+        return _under(Path(data_dir), name)
+    dirs = _under(Path(os.environ["SPECC_DATA"]), name) if os.environ.get("SPECC_DATA") else []
     dirs.append(Path(DEBIAN_DIRS[name]))
     for root in (Path("data"), Path("../data"), Path.home() / "data"):  # d2l uses ../data
         dirs.append(root / TORCHVISION_DIRS[name] / "raw")
     return dirs
+
+
+def _under(root: Path, name: str) -> list[Path]:
+    """A data root holds the files itself, in a folder named after the dataset, or in torchvision's layout."""
+    return [root, root / name, root / TORCHVISION_DIRS[name] / "raw"]
 
 
 def find_idx_files(directory: Path) -> dict[str, Path] | None:
@@ -80,29 +85,51 @@ def find_idx_files(directory: Path) -> dict[str, Path] | None:
 def _load_idx_dataset(name: str, data_dir: str | None) -> Dataset:
     looked = candidate_dirs(name, data_dir)
     files, where = next(((f, d) for d in looked if (f := find_idx_files(d))), (None, None))
+    if files is None and data_dir:
+        raise DataError(_missing_in_data_dir(name, data_dir, looked))
     if files is None:
         where = _download_with_torchvision(name)
         files = find_idx_files(where) if where else None
     if files is None:
         raise DataError(_missing_message(name, looked))
-    import torch
     arrays = {key: read_idx(path) for key, path in files.items()}
-    for split in ("train", "test"):
-        images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
-        if images.shape[0] != labels.shape[0]:
-            raise DataError(f"{files[split + '_images']} holds {images.shape[0]} images but "
-                            f"{files[split + '_labels']} holds {labels.shape[0]} labels")
-        if labels.numel() and int(labels.max()) > 9:
-            raise DataError(f"{files[split + '_labels']}: label {int(labels.max())} is outside 0..9")
+    _check_idx_arrays(arrays, files)
     classes = FASHION_CLASSES if name == "fashion-mnist" else DIGITS
     return Dataset(name, str(where), arrays["train_images"].unsqueeze(1), arrays["train_labels"].long(),
                    arrays["test_images"].unsqueeze(1), arrays["test_labels"].long(), classes)
 
 
+def _check_idx_arrays(arrays: dict, files: dict[str, Path]) -> None:
+    """N x rows x cols images and N labels in 0..9 per split, N > 0, one image size for both splits."""
+    for split in ("train", "test"):
+        images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
+        image_file, label_file = files[f"{split}_images"], files[f"{split}_labels"]
+        if images.dim() != 3 or 0 in images.shape[1:]:
+            raise DataError(f"{image_file}: images must be N x rows x columns (3 dimensions), but its header "
+                            f"says {'x'.join(map(str, images.shape))}")
+        if labels.dim() != 1:
+            raise DataError(f"{label_file}: labels must be one value per example (1 dimension), but its header "
+                            f"says {'x'.join(map(str, labels.shape))}")
+        if images.shape[0] == 0:
+            raise DataError(f"{image_file}: holds no examples")
+        if images.shape[0] != labels.shape[0]:
+            raise DataError(f"{image_file} holds {images.shape[0]} images but {label_file} holds "
+                            f"{labels.shape[0]} labels")
+        if int(labels.max()) > 9:
+            raise DataError(f"{label_file}: label {int(labels.max())} is outside 0..9")
+    train, test = arrays["train_images"].shape[1:], arrays["test_images"].shape[1:]
+    if train != test:
+        raise DataError(f"{files['test_images']} holds {'x'.join(map(str, test))} images but "
+                        f"{files['train_images']} holds {'x'.join(map(str, train))}")
+
+
 def read_idx(path: Path):
     """An IDX file (gzipped or not) as a uint8 tensor, after checking its header and length."""
     import torch
-    raw = path.read_bytes()
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
     if raw[:2] == b"\x1f\x8b":
         try:
             raw = gzip.decompress(raw)
@@ -122,6 +149,8 @@ def read_idx(path: Path):
     if len(raw) - header != size:
         raise DataError(f"{path}: holds {len(raw) - header:,} data bytes but its header "
                         f"({'x'.join(map(str, dims))}) promises {size:,}: the file is truncated or corrupted")
+    if size == 0:  # frombuffer refuses an empty buffer; the dataset check names the empty file
+        return torch.zeros(dims, dtype=torch.uint8)
     return torch.frombuffer(bytearray(raw), dtype=torch.uint8, offset=header).view(*dims)
 
 
@@ -141,6 +170,20 @@ def _download_with_torchvision(name: str) -> Path | None:
     except Exception:  # any network or mirror failure: fall back to the instructions
         return None
     return root / TORCHVISION_DIRS[name] / "raw"
+
+
+def _missing_in_data_dir(name: str, data_dir: str, looked: list[Path]) -> str:
+    """--data DIR without the four files: name the ones missing from the closest candidate."""
+    present = lambda d: sum(any((d / f).is_file() for f in (s, s + ".gz")) for s in IDX_FILES.values())
+    best = max(looked, key=present)
+    package = "dataset-fashion-mnist" if name == "fashion-mnist" else "dataset-mnist"
+    if present(best) == 0:
+        what = f"holds no {name} IDX files (looked in {', '.join(map(str, dict.fromkeys(looked)))})"
+    else:
+        missing = [s for s in IDX_FILES.values() if not any((best / f).is_file() for f in (s, s + ".gz"))]
+        what = "lacks " + ", ".join(f"{best / s}[.gz]" for s in missing)
+    return (f"--data {data_dir} {what}. Put the four IDX files in a directory and pass --data DIR, or leave out "
+            f"--data to use $SPECC_DATA or Debian's copy (`sudo apt-get install {package}`).")
 
 
 def _missing_message(name: str, looked: list[Path]) -> str:

@@ -14,12 +14,13 @@ def load_run(run_dir: str, which: str, device: torch.device):
     """(network, model in eval mode, checkpoint metadata) of `which` (best or last) in `run_dir`."""
     path = Path(run_dir) / f"{which}.safetensors"
     try:
-        meta = checkpoint.read_meta(path)
+        meta, tensors = checkpoint.load(path)
+        net = checkpoint.network(meta)
+        checkpoint.check_classes(path, meta, net)
+        model = net.build(device=device)
+        checkpoint.load_model(path, tensors, model)
     except checkpoint.CheckpointError as exc:
         raise TrainError(str(exc)) from None
-    net = checkpoint.network(meta)
-    model = net.build(device=device)
-    model.load_state_dict(checkpoint.model_state(checkpoint.load_tensors(path)))
     return net, model.eval(), meta
 
 
@@ -27,8 +28,8 @@ def evaluate(run_dir: str, which: str = "best", data_dir: str | None = None, dev
     """Test accuracy, per-class accuracy and the confusion matrix (rows: true class)."""
     dev = pick_device(device)
     net, model, meta = load_run(run_dir, which, dev)
-    try:
-        ds = data.load(meta["recipe"]["data"], data_dir)
+    try:  # by default the data the run was trained on, from where it was found then
+        ds = data.load(meta["recipe"]["data"], data_dir or meta["options"]["data_dir"])
     except data.DataError as exc:
         raise TrainError(str(exc)) from None
     adapt = make_adapter(ds.sample_shape, net.input_shape, meta["recipe"]["channels"])
@@ -57,12 +58,29 @@ def predict(run_dir: str, images: list[str], top: int = 3, which: str = "best", 
     return results
 
 
+# Bigger images are refused before decoding: 15000x15000 would need ~675 MB as RGB, for a 28x28 input.
+MAX_PIXELS = 50_000_000
+
+
 def read_image(path: str, input_shape: tuple[int, ...]) -> torch.Tensor:
     """An image file as uint8 C x H x W with the spec's channels (grey or RGB), at its own size."""
+    import warnings
     from PIL import Image, UnidentifiedImageError
     channels = input_shape[0] if len(input_shape) == 3 else 1
     try:
-        with Image.open(path) as img:
+        with warnings.catch_warnings():
+            # PIL warns above its own limit (and raises at twice it) while reading the header alone.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img_file = Image.open(path)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise TrainError(f"image {path} is too large to classify ({exc})") from None
+    except (OSError, UnidentifiedImageError) as exc:
+        raise TrainError(f"cannot read image {path}: {exc}") from None
+    try:
+        with img_file as img:
+            if img.width * img.height > MAX_PIXELS:
+                raise TrainError(f"image {path} is {img.width}x{img.height}, too large to classify "
+                                 f"(over {MAX_PIXELS:,} pixels)")
             img = img.convert("L" if channels == 1 else "RGB")
             pixels = torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8)
             return pixels.view(img.height, img.width, -1).permute(2, 0, 1).contiguous()

@@ -10,7 +10,6 @@ including batch preparation.
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 import sys
@@ -24,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import checkpoint, data
+from .rundir import RunDir
 from ..lang.errors import TrainError
 from ..tools.summary import human_bytes, human_count, training_memory
 
@@ -39,6 +39,11 @@ class Options(NamedTuple):
     test_limit: int | None = None
     progress: bool | None = None  # None: a bar when stdout is a terminal, lines otherwise
     echo: Callable[[str], None] = print
+    overwrite: bool = False  # replace the run already in `out` instead of refusing
+
+
+# What --resume restores from the checkpoint: the options that decide which examples the run sees.
+RUN_SHAPING = ("data_dir", "train_limit", "test_limit")
 
 
 # --- devices and processes ---------------------------------------------------
@@ -183,6 +188,11 @@ class Run:
         self.net, self.recipe, self.params, self.options, self.procs = net, recipe, params, options, procs
         self.device = procs.device
         self.echo = options.echo if procs.main else (lambda *_: None)
+        self.resuming = resume_from is not None
+        self.run_dir = run_dir or self._new_run_dir()
+        self.out = RunDir(self.run_dir, self.echo)
+        if procs.main and not self.resuming:
+            self.out.refuse_existing(options.overwrite)
         self.dataset = self._load_data()
         self.adapt = make_adapter(self.dataset.sample_shape, net.input_shape, recipe["channels"])
         self._check_classes()
@@ -198,18 +208,31 @@ class Run:
         self.history: list[dict] = []
         self.start_epoch = 0
         if resume_from is not None:
-            checkpoint.restore(resume_from["tensors"], resume_from["meta"], self.model, self.optimizer)
-            self.history = resume_from["meta"]["history"]
-            self.start_epoch = resume_from["meta"]["epoch"]
+            self._restore(resume_from)
         self.step_model = self._wrap(self.model)
-        self.run_dir = run_dir or self._new_run_dir()
         self.loss_fn = nn.CrossEntropyLoss(label_smoothing=recipe["label_smoothing"])
+
+    def _restore(self, resume_from: dict) -> None:
+        meta = resume_from["meta"]
+        try:
+            checkpoint.restore(resume_from["path"], resume_from["tensors"], meta, self.model, self.optimizer)
+        except checkpoint.CheckpointError as exc:
+            raise TrainError(f"cannot resume {self.run_dir}: {exc}") from None
+        self.history = meta["history"]
+        self.start_epoch = meta["epoch"]
+        saved = meta.get("data")
+        have = (len(self.dataset.train_labels), len(self.dataset.test_labels))
+        if saved and have != (saved["train_examples"], saved["test_examples"]):
+            raise TrainError(f"cannot resume {self.run_dir}: it was trained on {saved['train_examples']:,} train / "
+                             f"{saved['test_examples']:,} test examples but {self.dataset.source} gives "
+                             f"{have[0]:,} / {have[1]:,}")
 
     def _load_initial_weights(self, path: str) -> None:
         from ..runtime.weights import WeightsError, transfer
         try:
+            checkpoint.verify_if_ours(Path(path))
             transfer(self.model, path)
-        except WeightsError as exc:
+        except (WeightsError, checkpoint.CheckpointError) as exc:
             raise TrainError(f"--init-from {path}: {exc}") from None
 
     def _load_data(self) -> data.Dataset:
@@ -398,23 +421,20 @@ class Run:
         return {"spec": self.net.source, "spec_path": self.net.path, "network": self.net.name,
                 "params": self.params, "input_shape": list(self.net.input_shape), "recipe": self.recipe,
                 "classes": list(self.dataset.classes), "epoch": epoch, "history": self.history,
-                "adapted": list(self.adapt.notes), "init_from": self.options.init_from}
+                "adapted": list(self.adapt.notes), "init_from": self.options.init_from,
+                "options": {**{key: getattr(self.options, key) for key in RUN_SHAPING},
+                            # absolute, so a resume from another working directory finds the same files
+                            "data_dir": str(Path(self.options.data_dir).resolve()) if self.options.data_dir else None},
+                "data": {"source": self.dataset.source, "train_examples": len(self.dataset.train_labels),
+                         "test_examples": len(self.dataset.test_labels)}}
 
     def save_epoch(self, epoch: int, improved: bool) -> None:
-        meta = self.meta(epoch)
-        checkpoint.save(self.run_dir, "last", self.model, self.optimizer, meta)
-        if improved:
-            checkpoint.save(self.run_dir, "best", self.model, None, meta)
-        lines = "".join(json.dumps(row) + "\n" for row in self.history)
-        tmp = self.run_dir / "metrics.jsonl.tmp"
-        tmp.write_text(lines)
-        tmp.replace(self.run_dir / "metrics.jsonl")
-        from .plot import plot_curves
-        plot_curves(self.history, self.run_dir / "curves.png", self.net.name)
+        self.out.save_epoch(self.model, self.optimizer, self.meta(epoch), improved, self.net.name)
 
     def fit(self) -> list[dict]:
-        if self.procs.main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
+        if self.procs.main:  # a new run's `last` at epoch 0: --resume works from the first Ctrl-C on
+            save_initial = lambda: checkpoint.save(self.run_dir, "last", self.model, self.optimizer, self.meta(0))
+            self.out.prepare(not self.resuming, self.options.overwrite, save_initial)
         for line in self.header():
             self.echo(line)
         epochs = self.recipe["epochs"]
@@ -437,11 +457,7 @@ class Run:
                           f"{row['seconds']:.1f} s")
         except KeyboardInterrupt:
             if self.procs.main:
-                checkpoint.save(self.run_dir, "interrupted", self.model, self.optimizer,
-                                {**self.meta(epoch), "interrupted_in_epoch": epoch + 1})
-                self.echo(f"\ninterrupted in epoch {epoch + 1}: weights saved to {self.run_dir}/interrupted.safetensors; "
-                          f"completed epochs are in {self.run_dir}/last.safetensors.\n"
-                          f"continue with: specc train --resume {self.run_dir}")
+                self.out.save_interrupted(self.model, self.optimizer, self.meta(len(self.history)), epoch)
             raise
         if self.history:
             last = self.history[-1]
@@ -503,18 +519,47 @@ def start(spec_path: str, params: dict, overrides: dict, options: Options, input
 
 
 def resume(run_dir: str, overrides: dict, options: Options) -> Run:
-    """Continue the run in `run_dir` from its `last` checkpoint; only `epochs` may change."""
+    """Continue the run in `run_dir` from its `last` checkpoint, with the recipe and options it started with.
+
+    Only `epochs` may change, and `data_dir` (the same data in a new place: the
+    example counts are checked); --limit must match the run's own, or be left out.
+    """
     path = Path(run_dir) / "last.safetensors"
     try:
-        meta = checkpoint.read_meta(path)
+        meta, tensors = checkpoint.load(path)
     except checkpoint.CheckpointError as exc:
         raise TrainError(f"cannot resume {run_dir}: {exc}") from None
-    changed = {k: v for k, v in overrides.items() if v is not None and k != "epochs" and v != meta["recipe"].get(k)}
+    recipe = _resumed_recipe(run_dir, meta, overrides)
+    options = _resumed_options(run_dir, meta, options)
+    net = checkpoint.network(meta)
+    return Run(net, recipe, meta["params"], options, start_processes(options.device),
+               run_dir=Path(run_dir), resume_from={"meta": meta, "tensors": tensors, "path": path})
+
+
+def _resumed_recipe(run_dir: str, meta: dict, overrides: dict) -> dict:
+    from . import recipe as recipes
+    given = recipes.check_overrides(overrides)
+    changed = [k for k, v in given.items() if k != "epochs" and v != meta["recipe"].get(k)]
     if changed:
         raise TrainError("a resumed run keeps its recipe (only --epochs may change); got "
                          + ", ".join(f"--{k.replace('_', '-')}" for k in changed))
-    recipe = {**meta["recipe"], **({"epochs": overrides["epochs"]} if overrides.get("epochs") else {})}
-    net = checkpoint.network(meta)
-    tensors = checkpoint.load_tensors(path)
-    return Run(net, recipe, meta["params"], options, start_processes(options.device),
-               run_dir=Path(run_dir), resume_from={"meta": meta, "tensors": tensors})
+    recipe = {**meta["recipe"], **({"epochs": given["epochs"]} if "epochs" in given else {})}
+    done = meta["epoch"]
+    if recipe["epochs"] <= done:
+        more = "" if "epochs" in given else " (its recipe's epochs)"
+        raise TrainError(f"{run_dir} has completed {done} of {recipe['epochs']} epochs{more}; pass "
+                         f"--epochs N with N > {done} to train it further")
+    return recipe
+
+
+def _resumed_options(run_dir: str, meta: dict, options: Options) -> Options:
+    saved = meta["options"]
+    for key in ("train_limit", "test_limit"):
+        given = getattr(options, key)
+        if given is not None and given != saved[key]:
+            was = f"--limit {saved[key]}" if saved[key] else "no --limit"
+            raise TrainError(f"a resumed run keeps the examples it started with ({was}); got --limit {given}")
+    restored = {key: saved[key] for key in RUN_SHAPING}
+    if options.data_dir is not None:  # the same data moved elsewhere; _restore checks the counts
+        restored["data_dir"] = options.data_dir
+    return options._replace(**restored)

@@ -16,11 +16,12 @@ def plot_curves(history: list[dict], path: Path, title: str) -> None:
     ax.plot(epochs, [row["test_acc"] for row in history], "g-.", label="test acc")
     ax.set_xlabel("epoch")
     ax.set_xlim(0.5, max(epochs) + 0.5)
-    ax.set_title(title)
+    ax.set_title(title, parse_math=False)  # a name is plain text: `le$\x$` must not reach mathtext
     ax.grid(True, alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    tmp = path.with_name(path.name + ".tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    tmp.replace(path)
+    from .checkpoint import atomic_write
+    try:
+        atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
+    finally:
+        plt.close(fig)

@@ -39,12 +39,36 @@ def resolve(net, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     error = next(iter(sorted(_validator().iter_errors(from_spec), key=lambda e: list(e.path))), None)
     if error is not None:
         raise _located(error, settings).located(net.path, net.source)
+    given = check_overrides(overrides)
+    return {**DEFAULTS, **from_spec, **given}
+
+
+def check_overrides(overrides: dict[str, Any] | None) -> dict[str, Any]:
+    """The flags that were given (not None), each checked against the schema like the spec's settings."""
     given = {k: v for k, v in (overrides or {}).items() if v is not None}
     error = next(iter(_validator().iter_errors(given)), None)
     if error is not None:
         key = error.path[0] if error.path else "?"
         raise SpecError(f"--{str(key).replace('_', '-')} {given.get(key)!r}: {_plain(error)}")
-    return {**DEFAULTS, **from_spec, **given}
+    return given
+
+
+def problem(resolved: Any) -> str | None:
+    """What is wrong with a resolved recipe read back from a checkpoint (every key present), or None.
+
+    A checkpoint's metadata is data from a file, not from a spec we parsed, so
+    resume and eval check it again before any value reaches the loop.
+    """
+    if not isinstance(resolved, dict):
+        return f"the recipe is a {type(resolved).__name__}, not an object"
+    missing = [key for key in DEFAULTS if key not in resolved]
+    if missing:
+        return "the recipe lacks " + ", ".join(missing)
+    error = next(iter(sorted(_validator().iter_errors(resolved), key=lambda e: list(e.path))), None)
+    if error is None:
+        return None
+    where = f"'{error.path[0]}'" if error.path else "itself"
+    return f"recipe setting {where}: {_plain(error)}"
 
 
 def _located(error, settings) -> SpecError:
