@@ -26,6 +26,8 @@ class Network:
         self.train_settings = train_settings or {}  # the `train { }` lines (nodes.Setting), see recipe.py
         # False when analysed at an input other than the declared one: `: SHAPE` lines were not asserted.
         self.annotations_checked = True
+        # The text of every file the spec imports, by path relative to the spec's directory.
+        self.sources: dict[str, str] = {}
 
     @property
     def param_count(self) -> int:
@@ -84,12 +86,17 @@ def load(path: str | Path, *, input_shape: tuple[int, ...] | None = None, **para
 
 
 def loads(text: str, *, name: str = "inline", path: str = "<string>",
-          input_shape: tuple[int, ...] | None = None, **params: Any) -> Network:
-    """Like load(), from a string."""
+          input_shape: tuple[int, ...] | None = None, sources: dict[str, str] | None = None,
+          **params: Any) -> Network:
+    """Like load(), from a string. `sources` (a Network's .sources, as a checkpoint keeps them) serves
+    the spec's imports instead of the file system."""
     _check_api_inputs(text, path)
+    if sources is not None and not (isinstance(sources, dict) and all(
+            isinstance(k, str) and isinstance(v, str) for k, v in sources.items())):
+        raise SpecError("sources maps import paths to spec texts (str to str)")
     try:
         _check_params(params)
-        spec = link(parse(text, path), path)
+        spec = link(parse(text, path), path, sources)
         graph = expand(spec, params)
         shape = _input_shape(spec, input_shape)
         annotations_checked = spec.input is None or tuple(shape) == tuple(spec.input.values)
@@ -103,6 +110,7 @@ def loads(text: str, *, name: str = "inline", path: str = "<string>",
     resolved = {p.name: None for p in spec.params}
     net = Network(name, path, text, shape, graph, output_shape, rows, resolved, spec.train)
     net.annotations_checked = annotations_checked
+    net.sources = dict(spec.sources)
     return net
 
 

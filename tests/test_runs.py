@@ -284,3 +284,25 @@ def test_plot_titles_are_plain_text(fake_data, tmp_path):
     spec.write_text(TINY.replace("network tiny\n", ""))  # the network is then named after the file
     start(str(spec), {}, {"epochs": 1}, quiet(data_dir=str(fake_data), out=str(tmp_path / "run"))).fit()
     assert (tmp_path / "run" / "curves.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_checkpoint_carries_the_text_of_its_imports(tmp_path):
+    """eval and --resume compile the checkpoint's own copy of every imported file, never the one on disk."""
+    import specc
+    from specc.train import checkpoint
+    (tmp_path / "lib").mkdir()
+    library = tmp_path / "lib" / "units.cnn"
+    library.write_text("param eps = 1e-5\nblock unit(c) { conv 3x3 c p1 -> bn eps=eps -> relu }\n")
+    spec = tmp_path / "net.cnn"
+    spec.write_text('import "lib/units.cnn"\ninput 1x8x8\nunit(4) -> gap -> flatten -> fc 3\n')
+    net = specc.load(spec)
+    assert net.sources == {"lib/units.cnn": library.read_text()}
+    library.write_text("this file changed after training")  # or vanished: the checkpoint must not care
+    meta = {"spec": net.source, "sources": net.sources, "spec_path": str(spec), "network": net.name,
+            "params": {}, "input_shape": list(net.input_shape)}
+    again = checkpoint.network(meta)
+    assert again.param_count == net.param_count and [r.path for r in again.layers] == [r.path for r in net.layers]
+    library.unlink()
+    assert checkpoint.network(meta).output_shape == (3,)
+    with pytest.raises(specc.SpecError, match="does not carry lib/units.cnn"):
+        checkpoint.network({**meta, "sources": {}})

@@ -22,28 +22,62 @@ from .errors import SpecError, Span, did_you_mean
 from .files import Unreadable, checked_name, read_spec
 
 
-def link(spec: n.SpecFile, path: str) -> n.SpecFile:
-    """`spec` with everything its imports define merged into its blocks, params and defaults."""
-    here = _real(path) if not path.startswith("<") else Path.cwd() / "<string>"
+def link(spec: n.SpecFile, path: str, sources: dict[str, str] | None = None) -> n.SpecFile:
+    """`spec` with everything its imports define merged into its blocks, params and defaults.
+
+    `spec.sources` records the text of every imported file, keyed by its path relative to the
+    importing spec's directory ("lib/resnet.cnn"); given such a mapping as `sources` (a
+    checkpoint's), imports are served from it alone and the file system is never read.
+    """
+    embedded = sources is not None
+    here = (Path(os.path.abspath(path)) if embedded else _real(path)) if not path.startswith("<") \
+        else Path.cwd() / "<string>"
     defined = {**{f"block {b}": (here, block.span) for b, block in spec.blocks.items()},
                **{f"param {p.name}": (here, p.span) for p in spec.params}}
-    _follow(spec, spec, here, [here], {}, defined)
+    reader = _Reader(here.parent, sources)
+    _follow(spec, spec, here, [here], {}, defined, reader)
+    spec.sources = reader.read
     return spec
 
 
+class _Reader:
+    """Reads imported files from disk, or from a checkpoint's embedded copies; remembers what it read."""
+
+    def __init__(self, root: Path, embedded: dict[str, str] | None):
+        self.root, self.embedded, self.read = root, embedded, {}
+
+    def key(self, target: Path) -> str:
+        return os.path.relpath(target, self.root).replace(os.sep, "/")
+
+    def text(self, target: Path, imp: n.Import) -> str:
+        key = self.key(target)
+        if self.embedded is None:
+            try:
+                source = read_spec(target)
+            except Unreadable as exc:
+                raise _cannot_import(imp, exc, target) from None
+        elif key in self.embedded:
+            source = self.embedded[key]
+        else:
+            raise SpecError(f"cannot import '{imp.path}': the checkpoint's spec does not carry {key}", imp.span,
+                            hint="a checkpoint holds the text of every file its spec imported when it was saved")
+        self.read[key] = source
+        return source
+
+
 def _follow(into: n.SpecFile, spec: n.SpecFile, here: Path, stack: list[Path], done: dict[Path, set[str]],
-            defined: dict[str, tuple[Path, Span]]) -> None:
+            defined: dict[str, tuple[Path, Span]], reader: _Reader) -> None:
     """Merge `spec`'s imports into `into`; `done` maps each file read to the params it (and its imports) provide."""
     for imp in spec.imports:
-        target = _target(here, imp)
+        target = _target(here, imp, reader.embedded is not None)
         if target in stack:
             cycle = " -> ".join(p.name for p in stack[stack.index(target):] + [target])
             raise SpecError(f"import cycle: {cycle}", imp.span, hint="move the shared blocks into a file both import")
         if target not in done:
-            imported = _parse_file(target, imp)
+            imported = _parse_file(target, imp, reader)
             before = {p.name for p in into.params}
             done[target] = set()
-            _follow(into, imported, target, stack + [target], done, defined)
+            _follow(into, imported, target, stack + [target], done, defined, reader)
             _merge(into, imported, target, imp, defined)
             done[target] = {p.name for p in into.params} - before
         _apply_settings(into, imp, done[target])
@@ -72,21 +106,18 @@ def _real(path: str) -> Path:
     return Path(os.path.realpath(path))  # non-strict: a symlink loop is reported when read
 
 
-def _target(here: Path, imp: n.Import) -> Path:
+def _target(here: Path, imp: n.Import, embedded: bool = False) -> Path:
     try:
         checked_name(imp.path)
     except Unreadable as exc:
         raise _cannot_import(imp, exc) from None
-    return _real(os.path.join(here.parent, imp.path))
+    joined = os.path.join(here.parent, imp.path)
+    return Path(os.path.normpath(joined)) if embedded else _real(joined)
 
 
-def _parse_file(target: Path, imp: n.Import) -> n.SpecFile:
+def _parse_file(target: Path, imp: n.Import, reader: _Reader) -> n.SpecFile:
     from .parse import parse
-    try:
-        source = read_spec(target)
-    except Unreadable as exc:
-        raise _cannot_import(imp, exc, target) from None
-    return parse(source, _display(target), imported=True)
+    return parse(reader.text(target, imp), _display(target), imported=True)
 
 
 def _cannot_import(imp: n.Import, exc: Unreadable, target: Path | None = None) -> SpecError:

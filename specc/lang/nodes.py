@@ -161,3 +161,5 @@ class SpecFile:
         self.imports: list[Import] = []
         # param -> (value, the import line that set it), filled in by imports.py
         self.import_settings: dict[str, tuple[Expr, Import]] = {}
+        # the text of every imported file, keyed by its path relative to this file's directory (imports.py)
+        self.sources: dict[str, str] = {}

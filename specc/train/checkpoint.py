@@ -249,7 +249,8 @@ def load(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
 def network(meta: dict[str, Any]):
     """The checked Network a checkpoint was trained from: its embedded spec, params and input."""
     from ..network import loads
-    return loads(meta["spec"], name=meta["network"], path=meta["spec_path"],
+    # Imports come from the checkpoint's own copies: the files on disk may have changed or gone.
+    return loads(meta["spec"], name=meta["network"], path=meta["spec_path"], sources=meta.get("sources", {}),
                  input_shape=tuple(meta["input_shape"]), **meta["params"])
 
 

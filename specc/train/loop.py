@@ -418,7 +418,8 @@ class Run:
 
     # --- results ----------------------------------------------------------------
     def meta(self, epoch: int) -> dict[str, Any]:
-        return {"spec": self.net.source, "spec_path": self.net.path, "network": self.net.name,
+        return {"spec": self.net.source, "sources": self.net.sources, "spec_path": self.net.path,
+                "network": self.net.name,
                 "params": self.params, "input_shape": list(self.net.input_shape), "recipe": self.recipe,
                 "classes": list(self.dataset.classes), "epoch": epoch, "history": self.history,
                 "adapted": list(self.adapt.notes), "init_from": self.options.init_from,
