@@ -304,5 +304,6 @@ def test_a_checkpoint_carries_the_text_of_its_imports(tmp_path):
     assert again.param_count == net.param_count and [r.path for r in again.layers] == [r.path for r in net.layers]
     library.unlink()
     assert checkpoint.network(meta).output_shape == (3,)
-    with pytest.raises(specc.SpecError, match="does not carry lib/units.cnn"):
-        checkpoint.network({**meta, "sources": {}})
+    with pytest.raises(checkpoint.CheckpointError, match="does not carry lib/units.cnn") as err:
+        checkpoint.network({**meta, "sources": {}}, tmp_path / "run" / "last.safetensors")
+    assert str(err.value).startswith(f"the spec embedded in {tmp_path / 'run' / 'last.safetensors'}")

@@ -246,12 +246,20 @@ def load(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     return meta, tensors
 
 
-def network(meta: dict[str, Any]):
-    """The checked Network a checkpoint was trained from: its embedded spec, params and input."""
+def network(meta: dict[str, Any], origin: Path | None = None):
+    """The checked Network a checkpoint was trained from: its embedded spec, params and input.
+
+    A mistake in it is reported as the embedded spec's (`origin` names the checkpoint), not the file on disk's.
+    """
+    from ..lang.errors import SpecError
     from ..network import loads
-    # Imports come from the checkpoint's own copies: the files on disk may have changed or gone.
-    return loads(meta["spec"], name=meta["network"], path=meta["spec_path"], sources=meta.get("sources", {}),
-                 input_shape=tuple(meta["input_shape"]), **meta["params"])
+    try:
+        # Imports come from the checkpoint's own copies: the files on disk may have changed or gone.
+        return loads(meta["spec"], name=meta["network"], path=meta["spec_path"], sources=meta.get("sources", {}),
+                     input_shape=tuple(meta["input_shape"]), **meta["params"])
+    except SpecError as err:
+        where = f"the spec embedded in {origin}" if origin is not None else "the checkpoint's embedded spec"
+        raise CheckpointError(f"{where} (written from {meta['spec_path']}) does not compile:\n{err}") from None
 
 
 def check_classes(path: Path, meta: dict[str, Any], net) -> None:

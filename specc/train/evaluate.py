@@ -15,7 +15,7 @@ def load_run(run_dir: str, which: str, device: torch.device):
     path = Path(run_dir) / f"{which}.safetensors"
     try:
         meta, tensors = checkpoint.load(path)
-        net = checkpoint.network(meta)
+        net = checkpoint.network(meta, path)
         checkpoint.check_classes(path, meta, net)
         model = net.build(device=device)
         checkpoint.load_model(path, tensors, model)

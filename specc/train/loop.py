@@ -532,7 +532,10 @@ def resume(run_dir: str, overrides: dict, options: Options) -> Run:
         raise TrainError(f"cannot resume {run_dir}: {exc}") from None
     recipe = _resumed_recipe(run_dir, meta, overrides)
     options = _resumed_options(run_dir, meta, options)
-    net = checkpoint.network(meta)
+    try:
+        net = checkpoint.network(meta, path)
+    except checkpoint.CheckpointError as exc:
+        raise TrainError(f"cannot resume {run_dir}: {exc}") from None
     return Run(net, recipe, meta["params"], options, start_processes(options.device),
                run_dir=Path(run_dir), resume_from={"meta": meta, "tensors": tensors, "path": path})
 
