@@ -6,6 +6,16 @@ ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "specs"
 
 
+def torchvision_or_skip():
+    """torchvision, or a skip with the reason; under CI (which installs it) a missing torchvision fails."""
+    import os
+    if os.environ.get("CI") == "true":
+        import torchvision
+        return torchvision
+    return pytest.importorskip("torchvision", reason="needs torchvision (pip install torchvision)",
+                               exc_type=ImportError)
+
+
 @pytest.fixture
 def spec_file(tmp_path):
     """Write a spec to a file and return its path."""

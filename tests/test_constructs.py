@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import specc
-from conftest import SPECS
+from conftest import SPECS, torchvision_or_skip
 
 
 def shapes(net):
@@ -265,7 +265,7 @@ def test_shuffle_equals_pytorch_channel_shuffle():
 
 
 def test_ln_equals_torchvision_layernorm2d_and_nn_layernorm():
-    torchvision = pytest.importorskip("torchvision")
+    torchvision_or_skip()
     from torchvision.models.convnext import LayerNorm2d
     x = torch.randn(2, 8, 5, 5)
     _, module = built("ln eps=1e-6")
@@ -289,7 +289,7 @@ def test_scale_is_a_per_channel_parameter():
 
 
 def test_droppath_equals_torchvision_stochastic_depth():
-    torchvision = pytest.importorskip("torchvision")
+    torchvision_or_skip()
     from torchvision.ops import StochasticDepth
     x = torch.randn(64, 8, 5, 5)
     _, module = built("droppath 0.3")

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 import specc
+from conftest import torchvision_or_skip
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "language.md"
 FENCE = re.compile(r"```([\w-]*)\n(.*?)```", re.S)
@@ -45,7 +46,7 @@ def test_every_merge_and_function_is_documented():
 
 def test_porting_guide_example_runs_and_matches(capsys):
     """docs/porting.md's check against torchvision, run as written."""
-    pytest.importorskip("torchvision")
+    torchvision_or_skip()
     guide = (DOC.parent / "porting.md").read_text()
     (code,) = [body for kind, body in FENCE.findall(guide) if kind == "python" and "build(weights=" in body]
     namespace: dict = {}

@@ -13,12 +13,11 @@ Models over 150M parameters are compared on the meta device here (ordered shapes
 bench/parity_large.py, whose recorded results are in the README. Inputs are small (64 px, 96 for
 Inception-v3; every model pools adaptively) and one batch of 2, to keep the suite quick.
 """
-import os
 from pathlib import Path
 
 import pytest
 import specc
-from conftest import PARITY_ROWS
+from conftest import PARITY_ROWS, torchvision_or_skip
 from torchvision_counts import DOCUMENTED
 
 SPECS = Path(__file__).resolve().parents[1] / "specs" / "torchvision"
@@ -55,11 +54,7 @@ def test_static_counts_equal_torchvision_documentation(name):
 
 # --- everything below needs torch and torchvision ---------------------------------------------
 def _torchvision():
-    if os.environ.get("CI") == "true":
-        import torchvision  # CI installs it: a missing torchvision must fail there, not skip
-        return torchvision
-    return pytest.importorskip("torchvision", reason="parity tests need torchvision (pip install torchvision)",
-                               exc_type=ImportError)
+    return torchvision_or_skip()
 
 
 def test_documented_table_is_torchvision_s():

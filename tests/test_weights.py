@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 import specc
+from conftest import torchvision_or_skip
 from specc.runtime.modules import Add, Chain
 from specc.runtime.weights import WeightsError, first_use_order, transfer
 
@@ -78,7 +79,8 @@ def test_shortcut_registered_first_pairs_with_the_written_shortcut(input_shape):
 
 
 def test_torchvision_regnet_block():
-    regnet = pytest.importorskip("torchvision.models.regnet", exc_type=ImportError)
+    torchvision_or_skip()
+    from torchvision.models import regnet
     reference = randomise(regnet.ResBottleneckBlock(8, 16, 2, nn.BatchNorm2d, nn.ReLU, group_width=4))
     spec = """
     default conv bias=false
@@ -171,7 +173,8 @@ class ScaledBlock(nn.Module):
 
 
 def torchvision_cnblock(c: int) -> nn.Module:
-    convnext = pytest.importorskip("torchvision.models.convnext", exc_type=ImportError)
+    torchvision_or_skip()
+    from torchvision.models import convnext
     return convnext.CNBlock(c, layer_scale=1e-6, stochastic_depth_prob=0.0)
 
 

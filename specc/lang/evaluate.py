@@ -15,6 +15,9 @@ from . import nodes as n
 from .errors import SpecError, did_you_mean
 from .registry import REGISTRY, LayerKind
 
+# The shorthands sN, pN, dN, gN and the argument each sets (parse.py reads them; hints name them).
+SHORTHANDS = {"s": "stride", "p": "padding", "d": "dilation", "g": "groups"}
+
 # Integers beyond this are refused as they are computed: no real network needs
 # them, and Python's unbounded ints would let `param a = (b * b)` chains eat memory.
 MAX_INT = 2**63
@@ -202,8 +205,8 @@ def _arity(arity: tuple[int, int | None]) -> str:
 
 
 def _name_hint(name: str, scope) -> str | None:
-    if len(name) > 1 and name[0] in "spdg" and "x" in name[1:] and name[1:].replace("x", "").isdigit():
-        key = {"s": "stride", "p": "padding", "d": "dilation", "g": "groups"}[name[0]]
+    if len(name) > 1 and name[0] in SHORTHANDS and "x" in name[1:] and name[1:].replace("x", "").isdigit():
+        key = SHORTHANDS[name[0]]
         return f"a shorthand takes one number; for a size write the keyword form {key}={name[1:]}"
     close = did_you_mean(name, list(scope))
     if close:

@@ -17,11 +17,9 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 
 from . import nodes as n
 from .errors import Span, SpecError, did_you_mean
-from .evaluate import MAX_INT
+from .evaluate import MAX_INT, SHORTHANDS
 from .files import MAX_SPEC_BYTES
 from .registry import MERGES
-
-SHORTHANDS = {"s": "stride", "p": "padding", "d": "dilation", "g": "groups"}
 
 # How the parser's token kinds read in "expected ..." messages.
 TOKEN_WORDS = {
@@ -35,7 +33,6 @@ TOKEN_NOUNS = {"NAME": "name", "INT": "integer", "FLOAT": "number", "DIMS": "siz
                "SHORT": "shorthand", "CALL_NAME": "block call", "BRANCH": "merge", "SHORT_CALL": "shorthand"}
 # What may follow a layer's name; an "expected" list names them as one thing.
 ARGUMENT_TOKENS = {"INT", "FLOAT", "DIMS", "NAME", "KEY", "SHORT", "SHORT_CALL", "LPAR"}
-FUNCTIONS_HINT = "min, max, ceil, floor, round, int, divisible, size"
 
 
 def grammar_path() -> Path:

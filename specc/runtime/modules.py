@@ -4,22 +4,35 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..lang.registry import MERGES
+
 
 class Chain(nn.Sequential):
     """A chain of elements (the network itself, or one block call)."""
 
 
-class Concat(nn.ModuleDict):
+class _Merge(nn.ModuleDict):
+    """Branches keyed branch1, branch2, ...; `kind` names the registry entry that knows the merge."""
+
+    kind: str
+
+    @property
+    def commutative(self) -> bool:
+        """Whether branch order leaves the result unchanged (weights.py may then pair branches in another order)."""
+        return MERGES[self.kind].commutative
+
+
+class Concat(_Merge):
     """concat(A | B | ...): every branch sees the input; outputs join on channels."""
+
+    kind = "concat"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.cat([branch(x) for branch in self.values()], dim=1)
 
 
-class _Fold(nn.ModuleDict):
+class _Fold(_Merge):
     """Every branch sees the input; their outputs are folded together with `combine`, in branch order."""
-
-    commutative = True  # weights.py may pair the branches in another order
 
     @staticmethod
     def combine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -36,17 +49,21 @@ class _Fold(nn.ModuleDict):
 class Add(_Fold):
     """add(A | B | ...): outputs are summed."""
 
+    kind = "add"
     combine = staticmethod(torch.add)
 
 
 class Mul(_Fold):
     """mul(A | B | ...): outputs are multiplied (broadcasting)."""
 
+    kind = "mul"
     combine = staticmethod(torch.mul)
 
 
-class Split(nn.ModuleDict):
+class Split(_Merge):
     """split(A | B | ...): the channels are chunked evenly among the branches; outputs join on channels."""
+
+    kind = "split"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         chunks = x.chunk(len(self), dim=1)

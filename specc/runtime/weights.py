@@ -171,7 +171,7 @@ class _Merge:
 
     @property
     def commutative(self) -> bool:
-        return getattr(type(self.module), "commutative", False) is True
+        return getattr(self.module, "commutative", False) is True  # the merge's registry entry says
 
     @cached_property
     def size(self) -> int:
