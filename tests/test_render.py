@@ -47,3 +47,29 @@ def test_resolved_text_reads_like_the_spec():
     texts = [layer_text(n.kind, n.args) for n in layers(net.graph)]
     assert texts == ["conv 3x3 64 p1", "bn", "relu", "maxpool 3 s2 ceil",
                      "conv 1x1 128 padding=0x1 bias=false", "flatten", "fc 10"]
+
+
+def test_rows_fold_block_calls_with_their_totals():
+    from specc.tools.rows import rows
+
+    net = specc.load(ROOT / "specs" / "resnet18.cnn")
+    assert [r.path for r in rows(net)] == [layer.path for layer in net.layers]
+    for depth in (1, 2, 3):
+        folded = rows(net, depth)
+        assert all(r.depth <= depth for r in folded)
+        assert sum(r.params for r in folded) == net.param_count
+        assert sum(r.macs for r in folded) == net.macs
+        assert folded[-1].output_shape == net.output_shape
+    top = rows(net, 1)
+    residual = next(r for r in top if r.path == "residual1")
+    assert (residual.written, residual.kind, residual.output_shape) == ("residual(64)", "block", (64, 24, 24))
+    assert residual.params == 2 * (64 * 64 * 9 + 64 + 2 * 64)
+
+
+def test_block_calls_show_their_argument_values():
+    from specc.tools.rows import rows
+
+    net = specc.loads("param c = 8\ninput 3x8x8\nblock unit(ch, act=relu) { conv 1x1 ch -> act }\n"
+                      "unit(c * 2) -> unit(c, act=sigmoid)")
+    assert [(r.written, r.resolved) for r in rows(net, 1)] == [
+        ("unit(c * 2)", "unit(16, relu)"), ("unit(c, act=sigmoid)", "unit(8, sigmoid)")]

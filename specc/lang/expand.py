@@ -14,6 +14,7 @@ from . import nodes as n
 from .errors import Span, SpecError, did_you_mean
 from .evaluate import FUNCTIONS, BlockRef, CallRef, Evaluator, LayerRef, Ref, describe
 from .registry import MERGES, REGISTRY, REQUIRED, Arg, Args, LayerKind, MergeKind
+from .render import call_text
 
 MAX_LAYERS = 100_000  # guards against `relu * 10**9`, which would exhaust memory
 # Block calls cost time and memory even when they hold few layers (61 nested blocks, each calling
@@ -38,10 +39,11 @@ class LayerNode:
 @dataclass
 class SeqNode:
     span: Span | None
-    text: str = ""
+    text: str = ""  # a block call as written: `bneck(16, k, exp)`
     items: list[Any] = field(default_factory=list)
     name: str = ""
     counts: dict[str, int] = field(default_factory=dict)
+    resolved: str = ""  # a block call with its argument values: `bneck(16, 3, 72)`
 
     def add(self, node, base: str) -> None:
         self.counts[base] = self.counts.get(base, 0) + 1
@@ -292,8 +294,9 @@ class Expander:
             raise SpecError(f"the spec expands to more than {MAX_CALLS} block calls", call.span,
                             hint="a block called inside a repeated block is expanded at every repetition")
         local = dict(self.globals)
-        local.update(self._call_args(block, call, scope))
-        seq = SeqNode(call.span, text=call.text)
+        values = self._call_args(block, call, scope)
+        local.update(values)
+        seq = SeqNode(call.span, text=call.text, resolved=call_text(block.name, values.values()))
         where = f"in {call.text} at line {call.span.line}"
         self._chain(block.body, local, seq, stack + (block.name,), calls + (where,))
         return seq

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .evaluate import SHORTHANDS
+from .evaluate import SHORTHANDS, BlockRef, CallRef, LayerRef
 from .registry import REQUIRED, Args, LayerKind
 
 SHORTHAND_OF = {arg: letter for letter, arg in SHORTHANDS.items()}
@@ -30,6 +30,21 @@ def layer_text(kind: LayerKind, args: Args) -> str:
             continue
         words.append(_argument_text(kind, arg.name, args[arg.name]))
     return " ".join(words)
+
+
+def call_text(block: str, values) -> str:
+    """A block call with its argument values: `bneck(16, 3, 72, 24, squeeze, relu, 2)`."""
+    return f"{block}({', '.join(map(_call_value, values))})"
+
+
+def _call_value(value: Any) -> str:
+    if isinstance(value, LayerRef):
+        return value.kind.name
+    if isinstance(value, BlockRef):
+        return value.name
+    if isinstance(value, CallRef):
+        return value.call.text
+    return _value(value)
 
 
 def _argument_text(kind: LayerKind, name: str, value: Any) -> str:
