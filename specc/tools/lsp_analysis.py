@@ -1,0 +1,210 @@
+"""The language server's analysis of one document: `specc check`'s pipeline, keeping what it got.
+
+`analyse()` runs the phases of `specc.loads` (parse, link imports, expand, input shape, infer) in
+the same order, so the first SpecError is exactly the one `specc check` reports. Unlike `loads`
+it does not stop at that error: it keeps the tree expanded and inferred up to it, so the editor
+still shows the shapes before a mistake. A text that does not parse is parsed again cut at the
+mistake (with open brackets closed) for the same purpose.
+
+Imported files are parsed once per text (a cache keyed by path and text: most edits are to the
+document, not its libraries), and an import that names a document open in the editor reads the
+editor's unsaved text. Torch-free, like everything `specc check` runs.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping
+
+from ..lang import imports as import_phase
+from ..lang import nodes as n
+from ..lang.errors import SpecError
+from ..lang.expand import Expander, SeqNode, expand
+from ..lang.files import MAX_SPEC_BYTES
+from ..lang.infer import infer
+from ..lang.parse import parse
+from ..network import _input_shape
+
+# Most repairs a text that does not parse gets before its shapes are given up (each is one parse).
+MAX_REPAIRS = 3
+# Parsed imported files kept (a torchvision spec imports one or two libraries).
+IMPORT_CACHE_SIZE = 64
+
+
+@dataclass
+class Analysis:
+    """What the server knows about a document at one version."""
+
+    path: str  # the document's file-system path (imports resolve relative to it)
+    text: str
+    spec: n.SpecFile | None = None  # linked; from a repaired prefix when the text does not parse
+    graph: SeqNode | None = None  # expanded and inferred up to the first error
+    error: SpecError | None = None  # the first error, as `specc check` reports it
+    scope: dict[str, Any] = field(default_factory=dict)  # the params' values
+    imported: set[str] = field(default_factory=set)  # absolute paths of every file the imports read
+    library: bool = False  # no input and no body: a block library, not a network
+    parsed: bool = True  # False when `spec` comes from a repaired prefix
+
+    @property
+    def lines(self) -> list[str]:
+        # "\n" only, as the parser counts lines (a form feed in a comment is not a line break).
+        return self.text.split("\n")
+
+
+class ImportCache:
+    """Parsed imported files by (absolute path, text), and the editor's unsaved texts by path."""
+
+    def __init__(self, size: int = IMPORT_CACHE_SIZE):
+        self.size = size
+        self._parsed: OrderedDict[tuple[str, str, str], n.SpecFile] = OrderedDict()
+        self.latest: dict[str, n.SpecFile] = {}  # real path -> its last parse, to follow import chains
+
+    def parse(self, target: Path, display: str, text: str) -> n.SpecFile:
+        key = (str(target), display, text)
+        spec = self._parsed.get(key)
+        if spec is None:
+            spec = parse(text, display, imported=True)  # a SpecError is not cached: it is cheap to repeat
+            self._parsed[key] = spec
+            if len(self._parsed) > self.size:
+                self._parsed.popitem(last=False)
+        else:
+            self._parsed.move_to_end(key)
+        self.latest[os.path.realpath(target)] = spec
+        if len(self.latest) > self.size:
+            self.latest.pop(next(iter(self.latest)))
+        return spec
+
+
+def analyse(text: str, path: str, open_texts: Mapping[str, str] | None = None,
+            cache: ImportCache | None = None) -> Analysis:
+    """Analyse `text` as the spec at `path`; `open_texts` maps absolute paths to editors' texts."""
+    result = Analysis(path, text)
+    try:
+        _run(result, open_texts or {}, cache or ImportCache())
+    except RecursionError:
+        result.error = result.error or SpecError("the spec nests too deeply", path=path, source=text)
+    if result.error is not None:
+        result.error.located(path, text)
+    return result
+
+
+def _run(result: Analysis, open_texts: Mapping[str, str], cache: ImportCache) -> None:
+    spec = _parse(result)
+    if spec is None:
+        return
+    result.spec = spec
+    with _imports_through(cache, open_texts, result.imported):
+        _record(result, lambda: import_phase.link(spec, result.path))
+    result.library = spec.body is None and spec.input is None
+    expander = _record(result, lambda: Expander(spec, {}))
+    if expander is None:
+        return
+    result.scope = expander.globals
+    if result.library:  # `specc check` would say "no layers"; in an editor a library is fine
+        return
+    if spec.body is None:
+        _record(result, lambda: expand(spec))  # raises "the spec has no layers" as `specc check` does
+        return
+    root = SeqNode(spec.body.span)
+    # Expander.expand() builds the same root but loses it on an error: build it here to keep it.
+    _record(result, lambda: expander._chain(spec.body, expander.globals, root, (), ()))
+    result.graph = root
+    shape = _record(result, lambda: _input_shape(spec, None))
+    if shape is not None:
+        _record(result, lambda: infer(root, shape, check_annotations=True))
+
+
+def _record(result: Analysis, phase: Callable[[], Any]) -> Any:
+    """Run one phase; its SpecError becomes the result's error unless an earlier phase's is there."""
+    try:
+        return phase()
+    except SpecError as err:
+        if result.error is None and result.parsed:
+            result.error = err
+        return None
+
+
+def _parse(result: Analysis) -> n.SpecFile | None:
+    try:
+        return parse(result.text, result.path)
+    except SpecError as err:
+        result.error = err
+    result.parsed = False
+    for text in _repairs(result.text, result.error):
+        try:
+            return parse(text, result.path)
+        except (SpecError, RecursionError):
+            continue
+    return None
+
+
+# --- repairing a text that does not parse, for the shapes before the mistake ---------------
+TRAILING_JOINS = re.compile(r"(\s|->|\||,|\*|:|=|#[^\n]*$)+$")
+BRACKETS = {"(": ")", "{": "}"}
+
+
+def _repairs(text: str, err: SpecError) -> Iterator[str]:
+    """Texts that keep everything before the mistake: cut at it, then cut at its line."""
+    if err.span is None or err.span.origin is not None or len(text) > MAX_SPEC_BYTES:
+        return
+    offsets = line_offsets(text)
+    if err.span.line > len(offsets):
+        return
+    at_line = offsets[err.span.line - 1]
+    at_error = min(at_line + err.span.column - 1, len(text))
+    seen = set()
+    for cut in (at_error, at_line)[:MAX_REPAIRS]:
+        repaired = _closed(text[:cut])
+        if repaired not in seen:
+            seen.add(repaired)
+            yield repaired
+
+
+def _closed(prefix: str) -> str:
+    """`prefix` without a dangling `->`, `|` or `,`, its open brackets closed."""
+    prefix = TRAILING_JOINS.sub("", prefix)
+    opened = []
+    for token in re.finditer(r'#[^\n]*|"[^"\n]*"?|[(){}]', prefix):
+        char = token.group()
+        if char in BRACKETS:
+            opened.append(BRACKETS[char])
+        elif char in ")}" and opened:
+            opened.pop()
+    return prefix + " " + "".join(reversed(opened)) if opened else prefix
+
+
+def line_offsets(text: str) -> list[int]:
+    """The offset where each line starts ("\n"-separated, as the parser counts lines)."""
+    offsets = [0]
+    for match in re.finditer("\n", text):
+        offsets.append(match.end())
+    return offsets
+
+
+# --- imports read through the cache and the editor's open documents -------------------------
+@contextlib.contextmanager
+def _imports_through(cache: ImportCache, open_texts: Mapping[str, str], imported: set[str]):
+    """While linking, imports.py parses each imported file through `cache`, reading open documents'
+    unsaved texts. imports.py has no hook for this, so its `_parse_file` is swapped for the duration
+    (the server is single-threaded; the original is always put back)."""
+    original = import_phase._parse_file
+
+    def parse_file(target: Path, imp: n.Import, reader) -> n.SpecFile:
+        absolute = os.path.abspath(target)
+        imported.add(absolute)
+        if absolute in open_texts and reader.embedded is None:
+            text = open_texts[absolute]
+            reader.read[reader.key(target)] = text
+        else:
+            text = reader.text(target, imp)
+        return cache.parse(target, import_phase._display(target), text)
+
+    import_phase._parse_file = parse_file
+    try:
+        yield
+    finally:
+        import_phase._parse_file = original
