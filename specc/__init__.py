@@ -10,3 +10,9 @@ from .network import Network, load, loads
 
 __all__ = ["Network", "SpecError", "load", "loads"]
 __version__ = "0.1.0"
+
+
+def load_ipython_extension(ipython) -> None:
+    """`%load_ext specc` in IPython or Jupyter: adds the `%%cnn NAME` cell magic (specc.tools.notebook)."""
+    from .tools.notebook import register
+    register(ipython)

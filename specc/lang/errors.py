@@ -65,6 +65,14 @@ class SpecError(Exception):
     def __str__(self) -> str:
         return render(self)
 
+    def _repr_html_(self) -> str:
+        """The rendered diagnostic, for Jupyter."""
+        from html import escape
+        return f'<pre class="specc-error" style="{ERROR_STYLE}">{escape(render(self))}</pre>'
+
+
+ERROR_STYLE = "color: #67000d; background: #fff5f0; border-left: 3px solid #cb181d; padding: 6px 10px"
+
 
 class TrainError(Exception):
     """A training run, evaluation or prediction that cannot start or go on; the message says why and what to do.
