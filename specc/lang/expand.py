@@ -189,8 +189,13 @@ class Expander:
         if self.spec.body is None:
             raise SpecError("the spec has no layers", hint="write a chain such as: conv 3x3 16 -> relu -> flatten -> fc 10")
         root = SeqNode(self.spec.body.span)
-        self._chain(self.spec.body, self.globals, root, (), ())
+        self.expand_into(root)
         return root
+
+    def expand_into(self, root: SeqNode) -> None:
+        """Expand the body into `root`; on a SpecError, `root` keeps what was expanded before it
+        (an editor still shows those layers' shapes)."""
+        self._chain(self.spec.body, self.globals, root, (), ())
 
     def _chain(self, chain: n.Chain, scope, into: SeqNode, stack: tuple[str, ...], calls: tuple[str, ...]):
         for element in chain.elements:

@@ -17,24 +17,32 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from typing import Callable, Mapping
+
 from . import nodes as n
 from .errors import SpecError, Span, did_you_mean
 from .files import Unreadable, checked_name, read_spec
 
 
-def link(spec: n.SpecFile, path: str, sources: dict[str, str] | None = None) -> n.SpecFile:
+ParseFile = Callable[[Path, str, str], n.SpecFile]  # (absolute path, path as shown, text) -> parsed
+
+
+def link(spec: n.SpecFile, path: str, sources: dict[str, str] | None = None, *,
+         unsaved: Mapping[str, str] | None = None, parse_file: ParseFile | None = None) -> n.SpecFile:
     """`spec` with everything its imports define merged into its blocks, params and defaults.
 
     `spec.sources` records the text of every imported file, keyed by its path relative to the
     importing spec's directory ("lib/resnet.cnn"); given such a mapping as `sources` (a
     checkpoint's), imports are served from it alone and the file system is never read.
+    An editor passes `unsaved` (texts of open documents by absolute path, read instead of the
+    disk) and `parse_file(target, display, text)` (its cache of parsed files).
     """
     embedded = sources is not None
     here = (Path(os.path.abspath(path)) if embedded else _real(path)) if not path.startswith("<") \
         else Path.cwd() / "<string>"
     defined = {**{f"block {b}": (here, block.span) for b, block in spec.blocks.items()},
                **{f"param {p.name}": (here, p.span) for p in spec.params}}
-    reader = _Reader(here.parent, sources)
+    reader = _Reader(here.parent, sources, unsaved or {}, parse_file or _parse)
     _follow(spec, spec, here, [here], {}, defined, reader)
     spec.sources = reader.read
     return spec
@@ -43,15 +51,19 @@ def link(spec: n.SpecFile, path: str, sources: dict[str, str] | None = None) -> 
 class _Reader:
     """Reads imported files from disk, or from a checkpoint's embedded copies; remembers what it read."""
 
-    def __init__(self, root: Path, embedded: dict[str, str] | None):
+    def __init__(self, root: Path, embedded: dict[str, str] | None, unsaved: Mapping[str, str],
+                 parse_file: ParseFile):
         self.root, self.embedded, self.read = root, embedded, {}
+        self.unsaved, self.parse_file = unsaved, parse_file
 
     def key(self, target: Path) -> str:
         return os.path.relpath(target, self.root).replace(os.sep, "/")
 
     def text(self, target: Path, imp: n.Import) -> str:
         key = self.key(target)
-        if self.embedded is None:
+        if self.embedded is None and os.path.abspath(target) in self.unsaved:
+            source = self.unsaved[os.path.abspath(target)]
+        elif self.embedded is None:
             try:
                 source = read_spec(target)
             except Unreadable as exc:
@@ -116,8 +128,12 @@ def _target(here: Path, imp: n.Import, embedded: bool = False) -> Path:
 
 
 def _parse_file(target: Path, imp: n.Import, reader: _Reader) -> n.SpecFile:
+    return reader.parse_file(target, _display(target), reader.text(target, imp))
+
+
+def _parse(target: Path, display: str, text: str) -> n.SpecFile:
     from .parse import parse
-    return parse(reader.text(target, imp), _display(target), imported=True)
+    return parse(text, display, imported=True)
 
 
 def _cannot_import(imp: n.Import, exc: Unreadable, target: Path | None = None) -> SpecError:

@@ -12,7 +12,6 @@ editor's unsaved text. Torch-free, like everything `specc check` runs.
 """
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 from collections import OrderedDict
@@ -20,10 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
-from ..lang import imports as import_phase
 from ..lang import nodes as n
 from ..lang.errors import SpecError
 from ..lang.expand import Expander, SeqNode, expand
+from ..lang.imports import link
 from ..lang.files import MAX_SPEC_BYTES
 from ..lang.infer import infer
 from ..lang.parse import parse
@@ -97,8 +96,8 @@ def _run(result: Analysis, open_texts: Mapping[str, str], cache: ImportCache) ->
     if spec is None:
         return
     result.spec = spec
-    with _imports_through(cache, open_texts, result.imported):
-        _record(result, lambda: import_phase.link(spec, result.path))
+    _record(result, lambda: link(spec, result.path, unsaved=open_texts,
+                                 parse_file=_through(cache, result.imported)))
     result.library = spec.body is None and spec.input is None
     expander = _record(result, lambda: Expander(spec, {}))
     if expander is None:
@@ -110,8 +109,7 @@ def _run(result: Analysis, open_texts: Mapping[str, str], cache: ImportCache) ->
         _record(result, lambda: expand(spec))  # raises "the spec has no layers" as `specc check` does
         return
     root = SeqNode(spec.body.span)
-    # Expander.expand() builds the same root but loses it on an error: build it here to keep it.
-    _record(result, lambda: expander._chain(spec.body, expander.globals, root, (), ()))
+    _record(result, lambda: expander.expand_into(root))  # keeps what expanded before an error
     result.graph = root
     shape = _record(result, lambda: _input_shape(spec, None))
     if shape is not None:
@@ -185,26 +183,10 @@ def line_offsets(text: str) -> list[int]:
     return offsets
 
 
-# --- imports read through the cache and the editor's open documents -------------------------
-@contextlib.contextmanager
-def _imports_through(cache: ImportCache, open_texts: Mapping[str, str], imported: set[str]):
-    """While linking, imports.py parses each imported file through `cache`, reading open documents'
-    unsaved texts. imports.py has no hook for this, so its `_parse_file` is swapped for the duration
-    (the server is single-threaded; the original is always put back)."""
-    original = import_phase._parse_file
-
-    def parse_file(target: Path, imp: n.Import, reader) -> n.SpecFile:
-        absolute = os.path.abspath(target)
-        imported.add(absolute)
-        if absolute in open_texts and reader.embedded is None:
-            text = open_texts[absolute]
-            reader.read[reader.key(target)] = text
-        else:
-            text = reader.text(target, imp)
-        return cache.parse(target, import_phase._display(target), text)
-
-    import_phase._parse_file = parse_file
-    try:
-        yield
-    finally:
-        import_phase._parse_file = original
+# --- imports parsed through the cache, reading the editor's open documents -------------------
+def _through(cache: ImportCache, imported: set[str]):
+    """link()'s parse_file: each imported file parsed through `cache`, its path recorded."""
+    def parse_file(target: Path, display: str, text: str) -> n.SpecFile:
+        imported.add(os.path.abspath(target))
+        return cache.parse(target, display, text)
+    return parse_file
