@@ -21,9 +21,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import specc  # noqa: E402
-from specc.tools import lsp_features  # noqa: E402
-from specc.tools.lsp import SpecServer  # noqa: E402
-from specc.tools.lsp_analysis import ImportCache, analyse  # noqa: E402
+from specc.tools.lsp import features as lsp_features  # noqa: E402
+from specc.tools.lsp.server import SpecServer  # noqa: E402
+from specc.tools.lsp.analysis import ImportCache, analyse  # noqa: E402
 
 BUDGET_MS = 20.0
 CLOCK = time.perf_counter  # --cpu: time.process_time, this process's CPU time (a shared machine's load aside)

@@ -13,8 +13,8 @@ from conftest import ROOT, SPECS
 from specc.cli import main
 from specc.lang.errors import shape_str
 from specc.tools.draw import MAX_BOXES, Box, Chain, Fork, Frame, diagram
-from specc.tools.layout import layout, text_width
-from specc.tools.svg import svg
+from specc.tools.draw.layout import layout, text_width
+from specc.tools.draw.svg import svg
 
 SVG = "{http://www.w3.org/2000/svg}"
 ALL_SPECS = sorted(SPECS.glob("*.cnn")) + sorted(SPECS.glob("torchvision/*.cnn"))
@@ -333,7 +333,7 @@ def test_dot_output(tmp_path):
 
 def test_png_is_rendered_from_the_same_layout(tmp_path):
     from PIL import Image
-    from specc.tools.png import png_scale
+    from specc.tools.draw.png import png_scale
 
     out = tmp_path / "a.png"
     result = draw_file([SPECS / "alexnet.cnn", "-o", out, "--params"])

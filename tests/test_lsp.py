@@ -18,9 +18,9 @@ import specc
 from conftest import ROOT, SPECS
 from specc.lang.expand import LayerNode, SeqNode
 from specc.lang.registry import REGISTRY
-from specc.tools import lsp_features as features
-from specc.tools.lsp_analysis import analyse
-from specc.tools.lsp_modules import MODULE_TEXT, module_text
+from specc.tools.lsp import features
+from specc.tools.lsp.analysis import analyse
+from specc.tools.lsp.modules import MODULE_TEXT, module_text
 
 ALEXNET_227 = """\
 # AlexNet with a hand-written nn.Linear(6400, 4096), at 227 px
@@ -425,9 +425,9 @@ def test_the_server_never_imports_torch():
     probe = """
 import sys
 from specc.cli import main
-from specc.tools.lsp import make_server
-from specc.tools import lsp_features as f
-from specc.tools.lsp_analysis import analyse
+from specc.tools.lsp.server import make_server
+from specc.tools.lsp import features as f
+from specc.tools.lsp.analysis import analyse
 make_server()
 for path in sys.argv[1:]:
     text = open(path).read()

@@ -2,8 +2,8 @@
 
 Every open and change re-analyses the document at once (no debounce) and publishes the same
 SpecError `specc check` reports; inlay hints show each line's output shape, hovers a layer's
-shapes, costs and PyTorch module. The analysis is specc/tools/lsp_analysis.py and the features
-specc/tools/lsp_features.py; this module speaks the protocol and converts positions. Torch is
+shapes, costs and PyTorch module. The analysis is analysis.py and the features
+features.py; this module speaks the protocol and converts positions. Torch is
 never imported (tests/test_lsp.py checks).
 """
 from __future__ import annotations
@@ -17,10 +17,10 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 from pygls.lsp.server import LanguageServer
 
-from .. import __version__
-from ..lang.errors import Span, SpecError
-from . import lsp_features as features
-from .lsp_analysis import Analysis, ImportCache, analyse, line_offsets
+from ... import __version__
+from ...lang.errors import Span, SpecError
+from . import features
+from .analysis import Analysis, ImportCache, analyse, line_offsets
 
 SOURCE = "specc"
 REQUEST_FAILED = -32803  # the LSP's RequestFailed error code
@@ -274,7 +274,7 @@ def make_server() -> SpecServer:
     def formatting(ls: SpecServer, params: types.DocumentFormattingParams):
         analysis = ls.analysis(params.text_document.uri)
         try:
-            from .fmt import format_source  # written alongside; only formatting needs it
+            from ..fmt import format_source  # written alongside; only formatting needs it
         except ImportError:
             return None
         try:

@@ -6,8 +6,8 @@ with the diagnostic in a note after it. Graphviz itself is not needed to write i
 """
 from __future__ import annotations
 
-from ..lang.errors import shape_str
-from .draw import Box, Chain, Diagram, Fork, Frame, Note
+from ...lang.errors import shape_str
+from . import Box, Chain, Diagram, Fork, Frame, Note
 from .layout import COLOURS, FAILED_FILL, FAILED_STROKE
 
 

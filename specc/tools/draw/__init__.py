@@ -18,11 +18,11 @@ import functools
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from ..lang.errors import SpecError, shape_str
-from ..lang.expand import CheckNode, LayerNode, MergeNode, SeqNode
-from ..lang.files import Unreadable, read_spec
-from ..lang.registry import Args
-from ..network import Network, Partial, _partial, load
+from ...lang.errors import SpecError, shape_str
+from ...lang.expand import CheckNode, LayerNode, MergeNode, SeqNode
+from ...lang.files import Unreadable, read_spec
+from ...lang.registry import Args
+from ...network import Network, Partial, _partial, load
 
 MAX_BOXES = 5_000  # 4 times the most a shipped spec draws at full depth; more is unreadable anyway
 MAX_LABEL = 64  # characters of a label (a block call's written arguments can be long)

@@ -19,14 +19,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
-from ..lang import nodes as n
-from ..lang.errors import SpecError
-from ..lang.expand import Expander, SeqNode, expand
-from ..lang.imports import link
-from ..lang.files import MAX_SPEC_BYTES
-from ..lang.infer import infer
-from ..lang.parse import parse
-from ..network import _input_shape
+from ...lang import nodes as n
+from ...lang.errors import SpecError
+from ...lang.expand import Expander, SeqNode, expand
+from ...lang.imports import link
+from ...lang.files import MAX_SPEC_BYTES
+from ...lang.infer import infer
+from ...lang.parse import parse
+from ...network import _input_shape
 
 # Most repairs a text that does not parse gets before its shapes are given up (each is one parse).
 MAX_REPAIRS = 3

@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import math
 
-from .draw import DrawError
+from . import DrawError
 from .layout import Picture, arrowhead
 
 SCALE = 2.0  # pixels per layout pixel: sharp on high-density screens

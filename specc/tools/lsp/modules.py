@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from ..lang.registry import Args
+from ...lang.registry import Args
 
 SIMPLE = {"relu": "ReLU", "relu6": "ReLU6", "sigmoid": "Sigmoid", "tanh": "Tanh", "gelu": "GELU",
           "silu": "SiLU", "identity": "Identity", "hardswish": "Hardswish", "hardsigmoid": "Hardsigmoid",

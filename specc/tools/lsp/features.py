@@ -10,16 +10,16 @@ import re
 from dataclasses import dataclass
 from typing import Iterator, NamedTuple
 
-from ..lang import nodes as n
-from ..lang.errors import Span, shape_str
-from ..lang.evaluate import FUNCTIONS, describe
-from ..lang.expand import CheckNode, LayerNode, MergeNode, SeqNode
-from ..lang.files import MAX_SPEC_BYTES
-from ..lang.registry import MERGES, REGISTRY, REQUIRED
-from ..lang.render import layer_text
-from .lsp_analysis import Analysis, line_offsets
-from .lsp_modules import module_text
-from .summary import human_count
+from ...lang import nodes as n
+from ...lang.errors import Span, shape_str
+from ...lang.evaluate import FUNCTIONS, describe
+from ...lang.expand import CheckNode, LayerNode, MergeNode, SeqNode
+from ...lang.files import MAX_SPEC_BYTES
+from ...lang.registry import MERGES, REGISTRY, REQUIRED
+from ...lang.render import layer_text
+from .analysis import Analysis, line_offsets
+from .modules import module_text
+from ..summary import human_count
 
 ARROW = "⟶"
 MAX_SHAPES_SHOWN = 3  # distinct shapes a line of a block body shows (one per call)

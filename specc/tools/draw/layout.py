@@ -14,8 +14,8 @@ import functools
 import math
 from dataclasses import dataclass, field
 
-from ..lang.errors import shape_str
-from .draw import Box, Chain, Diagram, Fork, Frame, Note
+from ...lang.errors import shape_str
+from . import Box, Chain, Diagram, Fork, Frame, Note
 
 FONT, SMALL, MONO = 12, 10, 11  # label, tag and shape, diagnostic sizes (px)
 BOX_H, PARAMS_H, SMALL_H, TAG_H = 26, 12, 18, 16
