@@ -66,3 +66,97 @@ def _available_ram() -> int | None:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):
         return None
+
+
+# --- the oracle for training-memory estimates ------------------------------------------------------
+ORACLE_THREADS = 1  # fixed, so a measurement is the same on every machine; see measure_training_peaks
+
+
+def measure_training_peaks(net, batches, *, optimizer: str = "sgd", momentum: float = 0.0,
+                           weight_decay: float = 0.0, threads: int = ORACLE_THREADS) -> dict[int, int]:
+    """The CPU allocator's peak bytes during a steady training step of `net` at each batch size.
+
+    The step is the one specc's training loop takes (train mode, forward, cross-entropy,
+    zero_grad(set_to_none=True), backward, optimizer step), float32 on the CPU. A first step at
+    batches[0] creates the gradients and the optimizer state; each batch size is then measured
+    on the step after another step, as the loop's steady state has them. Everything is allocated
+    inside one profiler session (with profile_memory=True), so the running sum of its allocation
+    events is exactly the bytes torch holds. The thread count is fixed (`threads`; pass the same to
+    training_memory): PyTorch runs a 1x1 convolution below batch 16 with oneDNN only when it has
+    more than one thread, and oneDNN's weight gradient on maps of under 9 positions takes a buffer
+    per thread; at a fixed count the peak is the same on every run (one thread also keeps a busy
+    machine from slowing the measurement down). Weights are constants rather than initialised:
+    memory does not depend on their values.
+    """
+    from torch.profiler import ProfilerActivity, profile, record_function
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+            model = _constant_model(net)
+            step = _training_step(model, optimizer, momentum, weight_decay)
+            plan = [(batches[0], "warm-up")] + [(b, f"specc.step.{i}") for i, b in enumerate(batches)]
+            x = y = None
+            for batch, mark in plan:
+                x = torch.randn(batch, *net.input_shape)  # the loop replaces its batch before each step
+                y = torch.randint(0, net.output_shape[0], (batch,))
+                with record_function(mark):
+                    step(x, y)
+            del x, y, step, model
+    finally:
+        torch.set_num_threads(previous)
+    return _peaks(prof, batches)
+
+
+def _constant_model(net):
+    model = net.build(device="meta").to_empty(device="cpu")
+    with torch.no_grad():
+        for tensor in [*model.parameters(), *model.buffers()]:
+            if tensor.is_floating_point():
+                tensor.fill_(0.01)
+    return model.train()
+
+
+def _training_step(model, optimizer: str, momentum: float, weight_decay: float):
+    """specc.train.loop's step, keeping `out` and `loss` alive into the next step as its loop does."""
+    params = list(model.parameters())
+    if optimizer == "sgd":
+        opt = torch.optim.SGD(params, lr=0.01, momentum=momentum, weight_decay=weight_decay)
+    else:
+        cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[optimizer]
+        opt = cls(params, lr=1e-3, weight_decay=weight_decay)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    held = {}
+
+    def step(x, y):
+        held["out"] = out = model(x)
+        held["loss"] = loss = loss_fn(out, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    return step
+
+
+def _peaks(prof, batches) -> dict[int, int]:
+    """Each marked step's highest running total of the session's allocations."""
+    allocations, windows = [], {}
+    stack = list(prof.profiler.kineto_results.experimental_event_tree())
+    while stack:
+        event = stack.pop()
+        extra = event.extra_fields
+        if type(extra).__name__ == "_ExtraFields_Allocation":
+            allocations.append((event.start_time_ns, extra.alloc_size))
+        elif event.name.startswith("specc.step."):
+            windows[int(event.name.rsplit(".", 1)[1])] = (event.start_time_ns, event.end_time_ns)
+        stack.extend(event.children)
+    allocations.sort(key=lambda a: a[0])
+    peaks = dict.fromkeys(range(len(batches)), 0)
+    live = 0
+    for time_ns, size in allocations:
+        live += size
+        for i, (start, end) in windows.items():
+            if start <= time_ns <= end:
+                peaks[i] = max(peaks[i], live)
+    return {batch: peaks[i] for i, batch in enumerate(batches)}
