@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import operator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from .lang.errors import SpecError, did_you_mean
 from .lang.files import Unreadable, read_spec
 from .lang.evaluate import MAX_INT
 from .lang.expand import SeqNode, expand
 from .lang.imports import link
-from .lang.infer import LayerRow, infer
+from .lang.infer import Inferer, LayerRow, infer
 from .lang.parse import parse
 
 
@@ -65,6 +65,16 @@ class Network:
             transfer(module, weights, input_shape=self.input_shape)
         return module
 
+    def _repr_svg_(self) -> str:
+        """The diagram (`specc draw`), for Jupyter; a large network's blocks are drawn collapsed."""
+        from .tools.notebook import network_svg
+        return network_svg(self)
+
+    def _repr_html_(self) -> str:
+        """The diagram beside the summary table, for Jupyter."""
+        from .tools.notebook import network_html
+        return network_html(self)
+
     def __repr__(self) -> str:
         shape = lambda s: "x".join(map(str, s))
         return (f"<Network {self.name}: {shape(self.input_shape)} -> {shape(self.output_shape)}, "
@@ -111,6 +121,7 @@ def loads(text: str, *, name: str = "inline", path: str = "<string>",
     net = Network(name, path, text, shape, graph, output_shape, rows, resolved, spec.train)
     net.annotations_checked = annotations_checked
     net.sources = dict(spec.sources)
+    net.overrides = dict(params)  # the params set by the caller, for specc export's re-expansion
     return net
 
 
@@ -161,3 +172,63 @@ def _override_shape(override) -> tuple[int, ...]:
     if any(d > MAX_INT for d in shape):
         raise SpecError(f"input_shape {shape!r} is too large (specc's limit is 2**63 per side)")
     return shape
+
+
+class Partial(NamedTuple):
+    """A spec whose shapes do not check, analysed as far as inference got (what `specc draw` shows).
+
+    `graph` is the expanded tree: nodes before `failed` have their shapes, `failed` (a LayerNode,
+    MergeNode or CheckNode) is where inference stopped, and the nodes after it have empty shapes.
+    """
+
+    name: str
+    input_shape: tuple[int, ...]
+    graph: SeqNode
+    failed: Any
+    error: SpecError
+
+
+class _StopTracker(Inferer):
+    """An Inferer that remembers the innermost node it was working on when a SpecError arose."""
+
+    failed = None
+
+    def _tracked(self, step, node, *args):
+        try:
+            return step(node, *args)
+        except SpecError:
+            if self.failed is None:  # the innermost node catches first
+                self.failed = node
+            raise
+
+    def layer(self, node, shape, path):
+        return self._tracked(super().layer, node, shape, path)
+
+    def merge(self, node, shape, path):
+        return self._tracked(super().merge, node, shape, path)
+
+    def check(self, node, shape):
+        return self._tracked(super().check, node, shape)
+
+
+def _partial(text: str, path: str = "<string>", input_shape: tuple[int, ...] | None = None,
+             **params: Any) -> Partial | None:
+    """The partial analysis of a spec that parses and expands but fails inference; None for a spec
+    that checks or fails earlier (then there is nothing to draw). specc.loads is the checked path."""
+    try:
+        _check_api_inputs(text, path)
+        _check_params(params)
+        spec = link(parse(text, path), path)
+        graph = expand(spec, params)
+        shape = _input_shape(spec, input_shape)
+        tracker = _StopTracker(spec.input is None or tuple(shape) == tuple(spec.input.values))
+    except (SpecError, RecursionError):
+        return None
+    try:
+        tracker.seq(graph, tuple(shape), None)
+    except SpecError as err:
+        name = spec.network[0] if spec.network else Path(path).stem
+        return Partial(name, tuple(shape), graph, tracker.failed, err.located(path, text))
+    except RecursionError:
+        return None
+    return None

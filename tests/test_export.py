@@ -99,9 +99,17 @@ json.dump(results, open(sys.argv[4], "w"))
 '''
 
 
+# Outputs are compared for every model up to this size (34 of the 77); the larger ones (VGG, the
+# deeper ResNets, the big RegNets and EfficientNets) reuse the generated code paths of a smaller
+# model of their family, and are checked by state_dict keys and shapes, which keeps the suite short.
+COMPARED_PARAMS = 12_000_000
+
+
 def comparison_input(path: Path):
     """The input the outputs are compared at: d2l's specs at their own, torchvision's at 64 px (Inception 75)."""
     if path.stem in META_ONLY and path.parent.name == "torchvision":
+        return None
+    if path.parent.name == "torchvision" and specc.load(path).param_count > COMPARED_PARAMS:
         return None
     if path.parent.name != "torchvision":
         return specc.load(path).input_shape
@@ -156,7 +164,7 @@ def test_every_shipped_spec_exports_to_standalone_pytorch(tmp_path):
             assert math.isfinite(scale) and scale > 0, entry["name"]
             assert torch.allclose(got, want, rtol=1e-5, atol=1e-6 * scale), entry["name"]
             compared += 1
-    assert len(manifest) == 77 and compared == 75
+    assert len(manifest) == 77 and compared == sum(entry["input"] is not None for entry in manifest) >= 30
 
 
 def specc_output(net, shape):
@@ -241,14 +249,15 @@ def test_set_params_are_the_defaults(tmp_path):
 
 # --- onnx ---------------------------------------------------------------------------
 # Every spec in specs/ (AlexNet and the VGGs at small inputs: their fc layers then hold 5-8x fewer
-# weights, which is what an export's time goes into) and one model per library of
-# specs/torchvision/lib but VGG (its smallest, 133M parameters, exports only at 224 px);
-# torchvision's at 64 px (Inception at 75), where their adaptive pools divide evenly or reach 1x1.
+# weights, which is what an export's time goes into) and five torchvision models that between
+# them use every kind the specs in specs/ do not; torchvision's at 64 px (Inception at 75),
+# where their adaptive pools divide evenly or reach 1x1.
 ONNX_INPUTS = {"alexnet": (1, 96, 96), "vgg11": (1, 32, 32), "vgg16": (1, 32, 32)}
 ONNX_SELECTION = [p.stem for p in sorted(SPECS.glob("*.cnn"))] + [
-    f"torchvision/{name}" for name in ("squeezenet1_1", "densenet121", "regnet_x_400mf", "mnasnet0_5",
-                                       "efficientnet_b0", "inception_v3", "mobilenet_v3_small", "resnet18",
-                                       "shufflenet_v2_x0_5", "convnext_tiny")]
+    # every layer and merge kind torchvision's specs use: mul and hardswish, split and shuffle,
+    # ln, scale and droppath, Inception's asymmetric kernels, DenseNet's concatenations
+    f"torchvision/{name}" for name in ("mobilenet_v3_small", "shufflenet_v2_x0_5", "convnext_tiny",
+                                       "inception_v3", "densenet121")]
 
 
 def check_onnx(net, module, out: Path, exporter: str, opset: int):
@@ -438,8 +447,8 @@ def test_the_command_prints_what_it_wrote(tmp_path):
 from test_properties import random_spec  # noqa: E402  (the suite's own spec strategy)
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                 HealthCheck.function_scoped_fixture])
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                HealthCheck.function_scoped_fixture])
 @given(text=random_spec())
 def test_exported_pytorch_and_onnx_agree_with_build_on_random_specs(text, tmp_path_factory):
     try:

@@ -201,7 +201,7 @@ def test_summary_shows_saved_tensors_and_the_optimizer():
     runner = CliRunner()
     result = runner.invoke(main, ["summary", str(SPECS / "lenet.cnn"), "--batch", "256"])
     assert result.exit_code == 0, result.output
-    assert "saved for backward" in result.output and "plain SGD (no momentum)" in result.output
+    assert "saved for backward" in result.output and "plain SGD without momentum" in result.output
     conv1 = next(line for line in result.output.splitlines() if line.startswith("sigmoid1"))
     assert "–" in conv1 and "4.6 MiB" in conv1  # no MACs counted; its output is kept
     adam = runner.invoke(main, ["summary", str(SPECS / "lenet.cnn"), "--optimizer", "adam"])
@@ -214,10 +214,11 @@ def test_summary_shows_saved_tensors_and_the_optimizer():
 def test_summary_defaults_to_the_recipe_optimizer(spec_file):
     path = spec_file("input 1x8x8\ntrain {\n    optimizer = adam\n}\nconv 3x3 4 -> flatten -> fc 10")
     data = summary_dict(specc.load(path), 2)
-    assert data["optimizer"] == "Adam"
-    assert data["training_memory_bytes"]["optimizer"] == 2 * 4 * data["params"]
+    training = data["training"]
+    assert training["optimizer"] == "Adam"
+    assert training["memory_bytes"]["optimizer"] == 2 * 4 * data["totals"]["params"]
     assert data["mac_convention"].startswith("multiply-accumulates of conv and linear layers only")
     saved = training_memory(specc.load(path), 2).saved_by_layer
-    assert [layer["saved_bytes"] for layer in data["layers"]] == list(saved)
+    assert list(training["saved_bytes"].values()) == list(saved)
     text = CliRunner().invoke(main, ["summary", str(path), "--format", "json"]).output
-    assert json.loads(text)["optimizer"] == "Adam"
+    assert json.loads(text)["training"]["optimizer"] == "Adam"

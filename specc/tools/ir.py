@@ -16,12 +16,10 @@ from ..lang.evaluate import BlockRef, CallRef, LayerRef
 from ..lang.expand import CheckNode, Expander, LayerNode, MergeNode, SeqNode
 from ..lang.imports import link
 from ..lang.parse import parse
+from ..lang.registry import MAC_CONVENTION
 from ..network import Network
 
 FORMAT = "specc-ir/1"
-MAC_CONVENTION = ("multiply-accumulates per sample of conv and fc layers only (torchvision's 'GFLOPS' "
-                  "convention): a conv costs output elements x input channels per group x kernel area, "
-                  "an fc input x output features; pools, norms, activations and merges count 0")
 SCHEMA_PATH = Path(__file__).with_name("ir.schema.json")
 
 

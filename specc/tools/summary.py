@@ -1,6 +1,8 @@
 """Reports on an analysed Network: one-line checks, per-layer summaries, memory estimates.
 
-Pure arithmetic on the static analysis; no torch.
+The table shows each layer (or, at --depth N, each block call with its totals) with its op as
+built (`conv 1x1 64`; `as_written` shows `conv 1x1 c1`). The JSON report is the IR
+(specc/tools/ir.py) with a `training` section added. Pure arithmetic on the static analysis; no torch.
 """
 from __future__ import annotations
 
@@ -8,11 +10,11 @@ import json
 
 from ..lang.errors import shape_str
 from ..lang.memory import OPTIMIZERS, TrainingMemory, training_memory  # noqa: F401  (the loop imports them here)
+from ..lang.registry import MAC_CONVENTION
 from ..network import Network
+from .rows import rows
 
 FLOAT32_BYTES = 4
-MAC_CONVENTION = ("multiply-accumulates of conv and linear layers only; 1 MAC = 2 FLOPs; equals torchvision's "
-                  "GFLOPS and torch.utils.flop_counter.FlopCounterMode/2")
 NOT_COUNTED = "–"  # the MACs of a layer whose cost specc does not count (activations, pools, norms, merges)
 # --optimizer's choices: the recipe's optimizers, and SGD with momentum spelled out
 OPTIMIZER_CHOICES = ("sgd", "sgd-momentum", "adam", "adamw")
@@ -69,7 +71,7 @@ def optimizer_settings(net: Network, choice: str | None) -> tuple[str, float]:
 
 def describe_optimizer(optimizer: str, momentum: float) -> str:
     if optimizer == "sgd":
-        return f"SGD with momentum {momentum:g}" if momentum else "plain SGD (no momentum)"
+        return f"SGD with momentum {momentum:g}" if momentum else "plain SGD without momentum"
     return {"adam": "Adam", "adamw": "AdamW"}[optimizer]
 
 
@@ -79,45 +81,58 @@ def _memory(net: Network, batch: int, optimizer: str | None) -> tuple[TrainingMe
 
 
 # --- the reports ---------------------------------------------------------------------------------
-def summary_dict(net: Network, batch: int, optimizer: str | None = None) -> dict:
+def training_section(net: Network, batch: int, optimizer: str | None = None) -> dict:
+    """The summary's addition to the IR: memory at `batch` for the optimizer, saved bytes per layer."""
     memory, described = _memory(net, batch, optimizer)
     return {
-        "network": net.name, "path": net.path, "batch": batch,
-        "input_shape": list(net.input_shape), "output_shape": list(net.output_shape),
-        "params": net.param_count, "buffers": net.buffer_count, "macs": net.macs,
-        "mac_convention": MAC_CONVENTION,
-        "annotations_checked": net.annotations_checked,
-        "layers": [{"path": r.path, "op": r.op, "kind": r.kind, "output_shape": list(r.output_shape),
-                    "params": r.params, "buffers": r.buffers, "macs": r.macs, "line": r.line,
-                    "activation_bytes": FLOAT32_BYTES * r.activations * batch, "saved_bytes": saved}
-                   for r, saved in zip(net.layers, memory.saved_by_layer)],
-        "optimizer": described,
-        "training_memory_bytes": {"weights": memory.weights, "gradients": memory.gradients,
-                                  "optimizer": memory.optimizer, "saved": memory.saved,
-                                  "batch": memory.batch_data, "total": memory.total},
+        "batch": batch, "dtype": "float32", "optimizer": described,
+        "input_bytes": FLOAT32_BYTES * _numel(net.input_shape) * batch,
+        "param_bytes": FLOAT32_BYTES * net.param_count, "buffer_bytes": FLOAT32_BYTES * net.buffer_count,
+        "macs_per_batch": net.macs * batch,
+        "memory_bytes": {"weights": memory.weights, "gradients": memory.gradients,
+                         "optimizer": memory.optimizer, "saved": memory.saved,
+                         "batch": memory.batch_data, "peak": memory.total},
+        "saved_bytes": {r.path: saved for r, saved in zip(net.layers, memory.saved_by_layer)},
     }
+
+
+def summary_dict(net: Network, batch: int, optimizer: str | None = None) -> dict:
+    """The IR document (docs/ir.md) with the `training` section: one format for tools."""
+    from .ir import ir_dict
+    return {**ir_dict(net), "training": training_section(net, batch, optimizer)}
 
 
 def summary_json(net: Network, batch: int, optimizer: str | None = None) -> str:
     return json.dumps(summary_dict(net, batch, optimizer), indent=2)
 
 
-def summary_table(net: Network, batch: int, markdown: bool = False, optimizer: str | None = None) -> str:
+def summary_table(net: Network, batch: int, markdown: bool = False, optimizer: str | None = None,
+                  depth: int | None = None, as_written: bool = False) -> str:
     from tabulate import tabulate  # only the summary needs it; keep `specc check` lean
 
     memory, described = _memory(net, batch, optimizer)
-    rows = [(r.path, r.op, shape_str(r.output_shape), f"{r.params:,}", human_count(r.macs) if r.macs else NOT_COUNTED,
-             human_bytes(FLOAT32_BYTES * r.activations * batch), human_bytes(saved))
-            for r, saved in zip(net.layers, memory.saved_by_layer)]
-    headers = ("layer", "op", "output", "params", "MACs", f"activations (batch {batch})", "saved for backward")
-    table = tabulate(rows, headers, tablefmt="github" if markdown else "simple",
+    saved = {r.path: n for r, n in zip(net.layers, memory.saved_by_layer)}
+    table_rows = [(r.path, r.written if as_written else r.resolved, shape_str(r.output_shape), f"{r.params:,}",
+                   human_count(r.macs) if r.macs else NOT_COUNTED,
+                   human_bytes(FLOAT32_BYTES * _numel(r.output_shape) * batch),
+                   human_bytes(sum(saved[layer.path] for layer in r.layers)))
+                  for r in rows(net, depth)]
+    headers = ("layer", "op" + (" (as written)" if as_written else ""), "output", "params", "MACs",
+               f"output at batch {batch}", "saved for backward")
+    table = tabulate(table_rows, headers, tablefmt="github" if markdown else "simple",
                      colalign=("left", "left", "right", "right", "right", "right", "right"))
     title = f"{net.name}: {shape_str(net.input_shape)} -> {shape_str(net.output_shape)}"
+    if depth is not None:
+        title += f" (block calls deeper than {depth} folded into their totals)"
     totals = [
-        f"params      {net.param_count:,} trainable, {net.buffer_count:,} in buffers",
-        f"MACs        {net.macs:,} per sample ({human_count(net.macs)}; {MAC_CONVENTION})",
-        f"training memory at batch {batch}, float32, {described} (estimated peak of a training step): "
-        f"{human_bytes(memory.total)}",
+        f"input       {shape_str(net.input_shape)} per sample, {human_bytes(FLOAT32_BYTES * _numel(net.input_shape) * batch)} "
+        f"at batch {batch} (float32)",
+        f"params      {net.param_count:,} trainable, 0 non-trainable: {human_bytes(FLOAT32_BYTES * net.param_count)}; "
+        f"buffers {net.buffer_count:,} values: {human_bytes(FLOAT32_BYTES * net.buffer_count)} (float32)",
+        f"MACs        {net.macs:,} per sample ({human_count(net.macs)}), {human_count(net.macs * batch)} for the "
+        f"batch of {batch} ({MAC_CONVENTION})",
+        f"training    {human_bytes(memory.total)}: the estimated peak of a float32 training step at batch {batch} "
+        f"with {described}",
         f"  weights {human_bytes(memory.weights)}, gradients {human_bytes(memory.gradients)}, "
         f"optimizer state {human_bytes(memory.optimizer)}, saved for backward {human_bytes(memory.saved)}, "
         f"batch {human_bytes(memory.batch_data)}; the rest is backward's gradients in flight",
@@ -128,3 +143,10 @@ def summary_table(net: Network, batch: int, markdown: bool = False, optimizer: s
     if markdown:
         return "\n".join([f"## {title}", "", table, ""] + [f"- {t.strip()}" for t in totals])
     return "\n".join([title, "", table, ""] + totals)
+
+
+def _numel(shape) -> int:
+    out = 1
+    for side in shape:
+        out *= side
+    return out
