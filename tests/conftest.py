@@ -54,3 +54,16 @@ def pytest_terminal_summary(terminalreporter):
     terminalreporter.write_line(table)
     if os.environ.get("SPECC_PARITY_TABLE"):
         Path(os.environ["SPECC_PARITY_TABLE"]).write_text(table + "\n")
+
+
+# AlexNet at 227 px with d2l's hand-written nn.Linear(6400, 4096): the crash specc exists to catch.
+ALEXNET_227 = """\
+input 1x227x227
+conv 11x11 96 s4 p1 -> relu -> maxpool 3 s2
+-> conv 5x5 256 p2 -> relu -> maxpool 3 s2
+-> conv 3x3 384 p1 -> relu -> conv 3x3 384 p1 -> relu
+-> conv 3x3 256 p1 -> relu -> maxpool 3 s2
+-> flatten
+-> fc 4096 in=6400 -> relu -> dropout 0.5
+-> fc 4096 -> relu -> dropout 0.5 -> fc 10
+"""

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 import specc
-from conftest import ROOT, SPECS
+from conftest import ALEXNET_227, ROOT, SPECS
 from specc.cli import main
 from specc.lang.errors import shape_str
 from specc.tools.draw import MAX_BOXES, Box, Chain, Fork, Frame, diagram
@@ -224,16 +224,6 @@ def test_split_and_mul_and_empty_branches_draw(spec_file):
 
 
 # --- the command -----------------------------------------------------------------------------
-ALEXNET_227 = """\
-input 1x227x227
-conv 11x11 96 s4 p1 -> relu -> maxpool 3 s2
--> conv 5x5 256 p2 -> relu -> maxpool 3 s2
--> conv 3x3 384 p1 -> relu -> conv 3x3 384 p1 -> relu
--> conv 3x3 256 p1 -> relu -> maxpool 3 s2
--> flatten
--> fc 4096 in=6400 -> relu -> dropout 0.5
--> fc 4096 -> relu -> dropout 0.5 -> fc 10
-"""
 
 
 def draw_file(args):

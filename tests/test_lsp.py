@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 import specc
+import conftest
 from conftest import ROOT, SPECS
 from specc.lang.expand import LayerNode, SeqNode
 from specc.lang.registry import REGISTRY
@@ -22,17 +23,7 @@ from specc.tools.lsp import features
 from specc.tools.lsp.analysis import analyse
 from specc.tools.lsp.modules import MODULE_TEXT, module_text
 
-ALEXNET_227 = """\
-# AlexNet with a hand-written nn.Linear(6400, 4096), at 227 px
-input 1x227x227
-conv 11x11 96 s4 p1 -> relu -> maxpool 3 s2
--> conv 5x5 256 p2 -> relu -> maxpool 3 s2
--> conv 3x3 384 p1 -> relu -> conv 3x3 384 p1 -> relu
--> conv 3x3 256 p1 -> relu -> maxpool 3 s2
--> flatten
--> fc 4096 in=6400 -> relu -> dropout 0.5
--> fc 4096 -> relu -> dropout 0.5 -> fc 10
-"""
+ALEXNET_227 = "# AlexNet with a hand-written nn.Linear(6400, 4096), at 227 px\n" + conftest.ALEXNET_227
 
 VGG = """\
 input 1x32x32
@@ -206,6 +197,7 @@ def _call_rows(net) -> list[int]:
 def test_hover_on_a_layer_and_on_a_block_call(client):
     uri = "file://" + str(client.folder / "vgg.cnn")
     layer = client.request("textDocument/hover", {"textDocument": {"uri": uri}, "position": _position(6, 14)})
+    assert "result" in layer, layer
     text = layer["result"]["contents"]["value"]
     assert "shape: `8192` ⟶ `10`" in text and "params: 81,930" in text and "nn.Linear(8192, 10)" in text
     assert "resolved: `fc 10`" in text

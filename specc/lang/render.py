@@ -34,17 +34,20 @@ def layer_text(kind: LayerKind, args: Args) -> str:
 
 def call_text(block: str, values) -> str:
     """A block call with its argument values: `bneck(16, 3, 72, 24, squeeze, relu, 2)`."""
-    return f"{block}({', '.join(map(_call_value, values))})"
+    return f"{block}({', '.join(ref_text(v) if is_ref(v) else _value(v) for v in values)})"
 
 
-def _call_value(value: Any) -> str:
+def is_ref(value: Any) -> bool:
+    return isinstance(value, (LayerRef, BlockRef, CallRef))
+
+
+def ref_text(value: LayerRef | BlockRef | CallRef) -> str:
+    """A layer, block or block call passed as a value, as written: `relu`, `squeeze`, `squeeze(16, 64)`."""
     if isinstance(value, LayerRef):
         return value.kind.name
     if isinstance(value, BlockRef):
         return value.name
-    if isinstance(value, CallRef):
-        return value.call.text
-    return _value(value)
+    return value.call.text
 
 
 def _argument_text(kind: LayerKind, name: str, value: Any) -> str:

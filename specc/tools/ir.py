@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from ..lang.evaluate import BlockRef, CallRef, LayerRef
+from ..lang.render import is_ref, ref_text
 from ..lang.expand import CheckNode, Expander, LayerNode, MergeNode, SeqNode
 from ..lang.imports import link
 from ..lang.parse import parse
@@ -151,11 +151,5 @@ def _base_name(name: str, parent: SeqNode) -> str:
 def _json_value(value: Any) -> Any:
     if isinstance(value, tuple):
         return [_json_value(v) for v in value]
-    if isinstance(value, LayerRef):
-        return value.kind.name
-    if isinstance(value, BlockRef):
-        return value.name
-    if isinstance(value, CallRef):
-        return value.call.text
-    return value
+    return ref_text(value) if is_ref(value) else value
 
