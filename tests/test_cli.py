@@ -1,6 +1,8 @@
 """The CLI, through click's CliRunner."""
 import json
 
+import jsonschema
+
 from click.testing import CliRunner
 
 from conftest import SPECS
@@ -50,8 +52,8 @@ def test_summary_table_and_overrides(spec_file):
     result = run("summary", str(path), "--set", "classes=100", "--input", "1x32x32", "--batch", "4")
     assert result.exit_code == 0, result.output
     assert "tiny: 1x32x32 -> 100" in result.output
-    assert "fc1" in result.output and "activations (batch 4)" in result.output
-    assert "training memory at batch 4" in result.output
+    assert "fc1" in result.output and "output at batch 4" in result.output and "saved for backward" in result.output
+    assert "estimated peak of a float32 training step at batch 4 with plain SGD without momentum" in result.output
 
 
 def test_input_override_skips_annotations_but_not_in(spec_file):
@@ -76,11 +78,30 @@ def test_input_override_skips_annotations_but_not_in(spec_file):
 def test_summary_json_is_complete():
     result = run("summary", str(SPECS / "resnet18.cnn"), "--format", "json", "--batch", "2")
     data = json.loads(result.output)
-    assert data["params"] == 11_178_378 and data["output_shape"] == [10] and data["batch"] == 2
-    assert sum(layer["params"] for layer in data["layers"]) == data["params"]
-    memory = data["training_memory_bytes"]
-    assert memory["total"] == memory["weights"] + memory["gradients"] + memory["optimizer"] + memory["activations"]
-    assert memory["gradients"] == 4 * data["params"]
+    from specc.tools.ir import schema
+    jsonschema.validate(data, schema())  # the IR, with its training section
+    totals, training = data["totals"], data["training"]
+    assert totals["params"] == 11_178_378 and data["output_shape"] == [10] and training["batch"] == 2
+    assert 0.99 * training["memory_bytes"]["saved"] <= sum(training["saved_bytes"].values()) <= training["memory_bytes"]["saved"]
+    memory = training["memory_bytes"]
+    # the total is the step's peak: at least everything held at the end of the forward pass
+    assert memory["peak"] >= memory["weights"] + memory["gradients"] + memory["optimizer"] + memory["saved"]
+    assert memory["gradients"] == 4 * totals["params"] and memory["optimizer"] == 0  # d2l's plain SGD
+    assert training["optimizer"] == "plain SGD without momentum" and "1 MAC = 2 FLOPs" in data["mac_convention"]
+    assert training["macs_per_batch"] == 2 * totals["macs"] and training["input_bytes"] == 2 * 4 * 96 * 96
+
+
+def test_summary_depth_folds_block_calls_and_ops_show_their_values():
+    folded = run("summary", str(SPECS / "resnet18.cnn"), "--depth", "1")
+    assert folded.exit_code == 0, folded.output
+    line = next(line for line in folded.output.splitlines() if line.startswith("residual1 "))
+    assert line.split()[1:4] == ["residual(64)", "64x24x24", "74,112"]
+    assert not any(line.startswith("residual1.") for line in folded.output.splitlines())
+    mobilenet = SPECS / "torchvision" / "mobilenet_v3_small.cnn"
+    resolved, written = run("summary", str(mobilenet)).output, run("summary", str(mobilenet), "--as-written").output
+    assert "conv 3x3 16 s2 p1 bias=false" in resolved and "divisible(c * width_mult, 8)" not in resolved
+    assert "conv 3x3 (divisible(c * width_mult, 8)) s2 p1" in written
+    assert "for the batch of 1" in resolved and "non-trainable" in resolved
 
 
 def test_summary_markdown():

@@ -45,7 +45,7 @@ def test_huge_literals_are_located_errors(text, line, column):
 def test_the_largest_allowed_values_print():
     """`input 4 / fc 9...9` loaded, then the summary printer raised."""
     net = specc.loads("input 4\nfc 9223372036854775807 -> fc 9223372036854775807")
-    assert "params" in check_line(net) and summary_dict(net, 8)["params"] == net.param_count
+    assert "params" in check_line(net) and summary_dict(net, 8)["totals"]["params"] == net.param_count
 
 
 def test_unary_minus_on_a_word_is_a_located_error():

@@ -7,6 +7,7 @@ checks that specc says so in one line, or recovers, instead.
 """
 import errno
 import json
+import re
 import shutil
 import struct
 import zlib
@@ -307,3 +308,200 @@ def test_a_checkpoint_carries_the_text_of_its_imports(tmp_path):
     with pytest.raises(checkpoint.CheckpointError, match="does not carry lib/units.cnn") as err:
         checkpoint.network({**meta, "sources": {}}, tmp_path / "run" / "last.safetensors")
     assert str(err.value).startswith(f"the spec embedded in {tmp_path / 'run' / 'last.safetensors'}")
+
+
+# --- Ctrl-C at any moment (issue 11) ------------------------------------------------------
+# Runs `specc train` with one phase made to last: `busy` is Python code (the KeyboardInterrupt
+# arrives between its bytecodes), `stuck` one long C call, as a big network's step is on a CPU
+# (Python cannot run its SIGINT handler until the call returns).
+DRIVER = r'''
+import atexit, signal, sys, time
+phase = sys.argv[1]
+
+def announce():
+    print("PHASE " + phase, flush=True)
+
+def stuck(*args, **kwargs):
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})  # as if inside one long C++ call
+    announce()
+    time.sleep(120)
+
+def busy(*args, **kwargs):
+    announce()
+    while True:
+        pass
+
+import specc.train.checkpoint as checkpoint, specc.train.data as data, specc.train.loop as loop
+if phase == "loading":
+    data.load = busy
+elif phase == "measuring":
+    loop.Run._time_step = stuck
+elif phase == "saving":
+    checkpoint.save_file = stuck
+elif phase == "long step":
+    real_epoch = loop.Run.train_epoch
+    loop.Run.train_epoch = lambda self, epoch, bar=None: stuck() if epoch == 1 else real_epoch(self, epoch, bar)
+atexit.register(lambda: print("IMPORTED", [m for m in ("torch._dynamo", "matplotlib") if m in sys.modules],
+                              flush=True))
+from specc.cli import main
+sys.argv = ["specc", *sys.argv[2:]]
+main()
+'''
+
+
+def interrupt_when(tmp_path, fake_data, phase: str, wanted: str, *args) -> tuple[int, str, float]:
+    """Starts the driver, sends SIGINT once `wanted` is printed; (exit status, output, seconds to exit)."""
+    import queue
+    import signal
+    import subprocess
+    import sys
+    import threading
+    import time
+    (tmp_path / "driver.py").write_text(DRIVER)
+    (tmp_path / "tiny.cnn").write_text(TINY)
+    command = [sys.executable, str(tmp_path / "driver.py"), phase, "train", str(tmp_path / "tiny.cnn"), "--data",
+               str(fake_data), "--device", "cpu", "--out", str(tmp_path / "run"), "--no-progress", *args]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout] + [lines.put(None)], daemon=True).start()
+    seen = []
+    try:
+        while not seen or wanted not in seen[-1]:  # each line arrives as it is printed: flushed into the pipe
+            line = lines.get(timeout=120)
+            assert line is not None, "".join(seen)
+            seen.append(line)
+        if wanted == "PHASE":
+            time.sleep(0.5)  # until the phase is under way: the driver prints the line just before it
+        proc.send_signal(signal.SIGINT)
+        sent = time.monotonic()
+        proc.wait(timeout=60)
+        seconds = time.monotonic() - sent
+    finally:
+        proc.kill()
+    while (line := lines.get(timeout=10)) is not None:
+        seen.append(line)
+    return proc.returncode, "".join(seen), seconds
+
+
+NOTHING_SAVED = "nothing was saved and no run directory was made; run the same command to start again"
+
+
+@pytest.mark.parametrize("phase, said", [
+    ("loading", "interrupted while loading the data: " + NOTHING_SAVED),  # Python code: handled at once
+    ("saving", "interrupted while saving the initial weights: " + NOTHING_SAVED),  # a long C call: the watchdog
+])
+def test_ctrl_c_before_training_leaves_nothing(tmp_path, fake_data, phase, said):
+    status, output, seconds = interrupt_when(tmp_path, fake_data, phase, "PHASE")
+    assert status == 130 and said in output and "Traceback" not in output, output
+    assert seconds < 10, seconds
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["driver.py", "tiny.cnn"]  # no run directory
+
+
+def test_ctrl_c_while_measuring_saves_nothing(tiny_spec, fake_data, tmp_path, monkeypatch):
+    from specc.train import interrupt
+    import specc.train.loop as training
+
+    def ctrl_c(self, batch):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training.Run, "_time_step", ctrl_c)
+    run = start(str(tiny_spec), {}, {}, quiet(data_dir=str(fake_data), out=str(tmp_path / "run")))
+    with pytest.raises(KeyboardInterrupt):
+        run.fit()
+    assert interrupt.status.message() == "\ninterrupted while measuring a step: " + NOTHING_SAVED
+    assert not (tmp_path / "run").exists()
+
+
+def test_ctrl_c_in_a_long_step_ends_within_seconds(tmp_path, fake_data):
+    status, output, seconds = interrupt_when(tmp_path, fake_data, "long step", "PHASE", "--epochs", "3")
+    run = tmp_path / "run"
+    assert status == 130 and seconds < 10, (output, seconds)
+    assert (f"interrupted while training epoch 2: {run}/last.safetensors holds epoch 1; continue with: "
+            f"specc train --resume {run}") in output, output
+    assert checkpoint.read_meta(run / "last.safetensors")["epoch"] == 1
+
+
+def test_ctrl_c_while_training_saves_and_explains(tmp_path, fake_data):
+    status, output, seconds = interrupt_when(tmp_path, fake_data, "training", "epoch 1/1000", "--epochs", "1000")
+    run = tmp_path / "run"
+    assert status == 130 and seconds < 10, (output, seconds)
+    lines = output.splitlines()
+    assert [line.split()[0] for line in lines[:5]] == ["network", "recipe", "data", "device", "memory"]
+    said = next(line for line in lines if line.startswith("interrupted in epoch"))
+    assert f"weights saved to {run}/interrupted.safetensors; {run}/last.safetensors holds epoch" in said
+    assert f"continue with: specc train --resume {run}" in output and output.count("interrupted") == 2
+    done = checkpoint.read_meta(run / "last.safetensors")["epoch"]
+    assert done >= 1 and checkpoint.read_meta(run / "interrupted.safetensors")["interrupted_in_epoch"] == done + 1
+    assert "IMPORTED []" in output  # neither the compiler stack (torch._dynamo) nor matplotlib was loaded here
+
+
+def test_a_failed_start_makes_no_run_directory(tiny_spec, fake_data, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(TrainError, match="outputs 5 values"):
+        start(str(tiny_spec), {"classes": 5}, {}, quiet(data_dir=str(fake_data)))
+    result = cli("train", tiny_spec, "--device", "cpu", "--data", tmp_path / "nothing-here", "--no-progress")
+    assert result.exit_code == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.cnn"]  # no runs/ nor runs/tiny-*/
+
+
+# --- specc train SPEC --resume RUN_DIR ------------------------------------------------------
+def test_resume_with_the_runs_own_spec(run_copy, tiny_spec, fake_data):
+    result = cli("train", tiny_spec, "--resume", run_copy, "--epochs", "2", "--data", fake_data, "--device", "cpu",
+                 "--no-progress")
+    assert result.exit_code == 0, result.output
+    assert "epoch 2/2" in result.output and checkpoint.read_meta(run_copy / "last.safetensors")["epoch"] == 2
+
+
+def test_resume_refuses_a_different_spec_naming_the_difference(run_copy, tiny_spec, fake_data):
+    tiny_spec.write_text(TINY.replace("conv 3x3 4 p1", "conv 3x3 8 p1"))
+    before = (run_copy / "last.safetensors").read_bytes()
+    result = cli("train", tiny_spec, "--resume", run_copy, "--data", fake_data, "--device", "cpu")
+    assert result.exit_code == 1
+    line = TINY.splitlines().index("conv 3x3 4 p1 -> bn -> relu -> maxpool 2 s2 -> flatten -> dropout 0.3 -> fc classes") + 1
+    assert result.output.startswith(f"error: {tiny_spec} is not the spec {run_copy} was trained from: line {line} "
+                                    f"reads `conv 3x3 8 p1")
+    assert f"in the run. --resume continues the run's own copy (`specc train --resume {run_copy}`)" in result.output
+    assert (run_copy / "last.safetensors").read_bytes() == before
+
+
+def test_resume_compares_the_imports_too(tmp_path):
+    from specc.train.launch import check_same_spec
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "units.cnn").write_text("block unit(c) { conv 3x3 c p1 -> relu }\n")
+    spec = tmp_path / "net.cnn"
+    spec.write_text('import "lib/units.cnn"\ninput 1x8x8\nunit(4) -> gap -> flatten -> fc 3\n')
+    import specc
+    net = specc.load(spec)
+    meta = {"spec": net.source, "sources": net.sources, "params": {}, "input_shape": list(net.input_shape)}
+    check_same_spec(str(spec), meta, "runs/x")  # the same texts: accepted
+    (tmp_path / "lib" / "units.cnn").write_text("block unit(c) { conv 3x3 c p1 -> relu }\n# tuned\n")
+    with pytest.raises(TrainError, match=rf"{tmp_path / 'lib' / 'units.cnn'} is not the spec runs/x was trained "
+                                         r"from: line 2 `# tuned` is only here"):
+        check_same_spec(str(spec), meta, "runs/x")
+
+
+# --- eval and predict wording --------------------------------------------------------------
+def test_eval_prints_every_accuracy_with_one_format(run_copy, fake_data):
+    result = cli("eval", run_copy, "--data", fake_data, "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    first, table = result.output.split("\n", 1)
+    assert re.search(r"test accuracy \d\.\d{3} on 32 examples$", first)
+    rows = [line for line in table.split("confusion")[0].splitlines()[3:] if line.strip()]
+    assert len(rows) == 10 and all(re.fullmatch(r".+\s\d\.\d{3}\s+\d+", row) for row in rows), rows
+
+
+def test_predict_explains_and_inverts(run_copy, tmp_path):
+    from PIL import Image
+    dark_on_light = Image.new("L", (40, 40), 230)
+    dark_on_light.paste(20, (10, 5, 30, 35))
+    dark_on_light.save(tmp_path / "photo.png")
+    Image.eval(dark_on_light, lambda v: 255 - v).save(tmp_path / "inverted.png")
+    plain = cli("predict", run_copy, tmp_path / "photo.png", "--device", "cpu")
+    assert plain.exit_code == 0, plain.output
+    assert "each image is made grey-scale and resized to 28x28, the spec's input; fashion-mnist items are " \
+           "light on a dark background: pass --invert" in plain.stderr
+    assert f"note: {tmp_path / 'photo.png'} has a light border" in plain.stderr
+    inverted = cli("predict", run_copy, tmp_path / "photo.png", "--device", "cpu", "--invert")
+    by_hand = cli("predict", run_copy, tmp_path / "inverted.png", "--device", "cpu")
+    assert inverted.stdout.split(": ", 1)[1] == by_hand.stdout.split(": ", 1)[1] != plain.stdout.split(": ", 1)[1]
+    assert "made grey-scale, inverted and resized" in inverted.stderr and "light border" not in inverted.stderr

@@ -8,6 +8,7 @@ import gzip
 import json
 import math
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -19,7 +20,7 @@ from click.testing import CliRunner
 from safetensors.torch import load_file
 
 import specc
-from specc.train import checkpoint, data, recipe
+from specc.train import checkpoint, data, header, recipe
 from specc.cli import main
 from specc.train.loop import Options, TrainError, make_adapter, resume, start
 
@@ -332,7 +333,8 @@ def test_cli_train_eval_predict(tiny_spec, fake_data, tmp_path):
     Image.new("L", (40, 40), 128).save(image)
     result = runner.invoke(main, ["predict", str(out), str(image), "--top", "2"])
     assert result.exit_code == 0, result.output
-    assert result.output.startswith(f"{image}: ") and result.output.count(",") == 1
+    assert result.stdout.startswith(f"{image}: ") and result.stdout.count(",") == 1  # one line per image
+    assert "made grey-scale and resized to 28x28" in result.stderr and "--invert" in result.stderr
 
 
 def test_cli_errors_are_messages_not_tracebacks(tiny_spec, tmp_path, monkeypatch):
@@ -358,7 +360,7 @@ def test_two_processes_train_one_run(tiny_spec, fake_data, tmp_path):
                            "--data", str(fake_data), "--out", str(out), "--epochs", "2", "--no-progress"],
                           capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "2 process(es)" in proc.stdout and proc.stdout.count("epoch 1/2") == 1  # rank 0 alone prints
+    assert "2 processes" in proc.stdout and proc.stdout.count("epoch 1/2") == 1  # rank 0 alone prints
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["examples"] for r in rows] == [256, 256]
     assert all(math.isfinite(r["train_loss"]) for r in rows)
@@ -399,3 +401,192 @@ def test_init_from_a_previous_run(tiny_spec, fake_data, tmp_path):
     assert any("then weights from" in line for line in said)
     with pytest.raises(TrainError, match="--init-from .*no weights file"):
         start(str(tiny_spec), {}, {}, quiet_options(data_dir=str(fake_data), init_from=str(tmp_path / "none.pt")))
+
+
+# --- the header: printed as it is known, measured within bounds (issue 11) ---------------
+def test_header_lines_are_printed_before_any_step(fake_data, tmp_path, monkeypatch):
+    import specc.train.loop as training
+    spec = tmp_path / "wide.cnn"  # a 32x32 input: the data line then carries the resize note
+    spec.write_text(TINY.replace("input 1x28x28", "input 1x32x32").replace("epochs = 2", "epochs = 1"))
+    said, before_first_step = [], []
+    real_time_step = training.Run._time_step
+
+    def time_step(self, batch):
+        before_first_step.append(list(said))
+        return real_time_step(self, batch)
+
+    monkeypatch.setattr(training.Run, "_time_step", time_step)
+    start(str(spec), {}, {}, Options(device="cpu", progress=False, echo=said.append, data_dir=str(fake_data),
+                                     out=str(tmp_path / "run"))).fit()
+    keys = [line.split()[0] for line in before_first_step[0]]
+    assert keys == ["network", "recipe", "data", "device", "memory", "measuring"]  # all before the first step
+    measuring = next(i for i, line in enumerate(said) if line.startswith("measuring one step at batch 32 ..."))
+    assert said[measuring - 1] == "measuring one step at batch 1 ..."
+    assert said[measuring + 1].startswith("time     ~") and said[measuring + 2].startswith("output   ")
+    recipe_line = next(line for line in said if line.startswith("recipe"))
+    assert "batch 32, 1 epoch, sgd" in recipe_line
+    data_line = next(line for line in said if line.startswith("data"))
+    assert "(resized 28x28 to 32x32 bilinearly)" in data_line
+    assert all(not re.search(r"\([^)]*\(", line) for line in said)  # no nested parentheses anywhere
+    assert next(line for line in said if line.startswith("device")).endswith(", 1 process")
+
+
+def test_a_long_step_is_measured_at_a_smaller_batch_and_scaled(tiny_spec, fake_data, tmp_path, monkeypatch):
+    """A fake device that takes 0.5 s per example: a full step (batch 32) would take 16 s, over the budget."""
+    import specc.train.loop as training
+    measured = []
+    seconds_per_example = 0.5
+
+    def time_step(self, batch):
+        measured.append(batch)
+        return seconds_per_example * batch
+
+    monkeypatch.setattr(training.Run, "_time_step", time_step)
+    said = []
+    run = start(str(tiny_spec), {}, {}, Options(device="cpu", progress=False, echo=said.append,
+                                                data_dir=str(fake_data), out=str(tmp_path / "run")))
+    lines = run.timing_lines()
+    budget_batch = int(training.MEASURE_BUDGET_S / 0.5)
+    assert measured == [1, budget_batch]  # batch 1 to bound it, then one bounded step; never the full batch
+    assert said[-2:] == ["measuring one step at batch 1 ...",
+                         f"measuring one step at batch {budget_batch} and scaling it to batch 32 (a step at batch "
+                         f"32 could take up to 16.0 s here) ..."]
+    step_s = 0.5 * 32 * training.STEP_OVERHEAD  # the bounded measurement, scaled to the full batch
+    assert lines[0].startswith(f"time     ~{header.duration(step_s * 8)} per epoch, "
+                               f"~{header.duration(step_s * 16)} for 2 epochs estimated "
+                               f"({header.duration(step_s)}/step scaled from batch {budget_batch} x 8 steps;")
+    assert not (tmp_path / "run").exists()  # measuring makes no run directory
+    measured.clear()
+    seconds_per_example = 10.0  # one example exceeds the budget: batch 1 is all that is measured
+    assert run.measure_step() == (10.0 * 32 * training.STEP_OVERHEAD, 1) and measured == [1]
+    measured.clear()
+    seconds_per_example = 0.001  # a short step: the full batch, twice (the first pays one-off costs)
+    run.measure_step()
+    assert measured == [1, 1, 32, 32]
+
+
+def test_a_long_epoch_says_what_would_help():
+    vgg16 = specc.load(ROOT / "specs" / "vgg16.cnn")
+    advice = header.long_run_advice(vgg16, 27.8 * 3600, 60_000, "cpu (2 threads)", on_cpu=True)
+    assert advice.startswith("note     an epoch of vgg16 takes long on cpu (2 threads); what would help: a GPU")
+    assert f"a smaller network of the same family ({ROOT / 'specs' / 'vgg11.cnn'}, 512.16M MACs/sample" in advice
+    assert re.search(r"a smaller --input \(1x(\d+)x\1, ~[\d.]+ min per epoch\)", advice)
+    assert "fewer examples (--limit 359, ~10.0 min per epoch)" in advice
+    assert header.long_run_advice(vgg16, 60.0, 60_000, "cpu", on_cpu=True) is None
+
+
+def test_mac_counts_scale_past_giga():
+    vgg16 = specc.load(ROOT / "specs" / "vgg16.cnn")
+    line = header.time_line(213.0, 4, 128, 469, 10, 3 * vgg16.macs * 60_000)
+    assert "2.77P MACs forward+backward" in line and "10 epochs" in line
+
+
+def test_memory_estimate_names_the_recipe_optimizer_and_autocast(tiny_spec, fake_data, monkeypatch):
+    import specc.train.loop as training
+    calls = []
+    real = training.training_memory
+
+    def recorded(net, batch, **kw):
+        calls.append(kw)
+        return real(net, batch, **kw)
+
+    monkeypatch.setattr(training, "training_memory", recorded)
+    start(str(tiny_spec), {}, {"momentum": 0.9}, quiet_options(data_dir=str(fake_data)))
+    assert calls and all(kw == {"optimizer": "sgd", "momentum": 0.9, "autocast": False} for kw in calls)
+
+
+# --- progress -------------------------------------------------------------------------
+class FakeClock:
+    def __init__(self):
+        self.now = 0.0
+
+    def monotonic(self):
+        return self.now
+
+    def perf_counter(self):
+        return self.now
+
+
+def test_progress_lines_every_tenth_or_every_30_seconds(monkeypatch):
+    import specc.train.loop as training
+    clock = FakeClock()
+    monkeypatch.setattr(training, "time", clock)
+    said = []
+    lines = training._Lines(1000, "epoch 1/3", said.append)
+    loss, correct = torch.tensor(50.0, dtype=torch.float64), torch.tensor(0)
+    for done in range(10, 1001, 10):  # 100 steps of 10 examples, 1 s each
+        clock.now += 1.0
+        lines.step(done, loss, correct, 100)
+    # a tenth (100 examples) takes 10 s: a line at each tenth, none for the last (the epoch's line follows)
+    assert len(said) == 9 and said[0] == "epoch 1/3   10%  100/1,000  loss 0.500  10 examples/sec  ETA 1.5 min"
+    said.clear()
+    slow = training._Lines(10_000, "epoch 1/1", said.append)
+    for done in range(10, 1001, 10):  # a tenth would take 1,000 s: the 30 s rule speaks first
+        clock.now += 1.0
+        slow.step(done, loss, correct, 100)
+    assert len(said) == 4 and all("examples/sec  ETA" in line for line in said)  # at 30, 60, 90 s and the tenth
+    said.clear()
+    quick = training._Lines(1000, "epoch 1/1", said.append)
+    for done in range(10, 1001, 10):  # a tenth in 0.1 s: no more than one line per LINE_MIN_GAP_S
+        clock.now += 0.01
+        quick.step(done, loss, correct, 100)
+    assert said == []
+
+
+def test_progress_is_plain_lines_when_stdout_is_not_a_terminal(tiny_spec, fake_data, tmp_path, monkeypatch, capsys):
+    import specc.train.loop as training
+    monkeypatch.setattr(training, "LINE_MIN_GAP_S", 0.0)
+    run = start(str(tiny_spec), {}, {"epochs": 1}, Options(device="cpu", data_dir=str(fake_data),
+                                                           out=str(tmp_path / "run")))
+    run.fit()
+    out = capsys.readouterr().out  # the default echo prints, flushed, to stdout (not a terminal here)
+    progress = [line for line in out.splitlines() if re.match(r"epoch 1/1 +\d+%", line)]
+    assert len(progress) == 7 and re.fullmatch(r"epoch 1/1  +12%  32/256  loss \d\.\d{3}  [\d,]+ examples/sec  "
+                                               r"ETA [\d.]+ (s|min)", progress[0])
+
+
+def test_the_bar_keeps_a_width_where_the_terminal_reports_none(monkeypatch):
+    import io
+    import os
+    import specc.train.loop as training
+    monkeypatch.setattr(os, "get_terminal_size", lambda fd=None: os.terminal_size((0, 0)))
+    assert training.terminal_width() is None
+    screen = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", screen)
+    with training._Bar(1000, "epoch 1/1") as bar:
+        bar.step(500, torch.tensor(10.0), torch.tensor(5), 100)
+        bar.bar.refresh()
+    drawn = [part for part in screen.getvalue().split("\r") if "epoch 1/1" in part]
+    assert drawn and max(len(part.rstrip("\n")) for part in drawn) == training.BAR_WIDTH_FALLBACK
+
+
+# --- specc's SGD is torch.optim.SGD ----------------------------------------------------------
+@pytest.mark.parametrize("momentum, weight_decay", [(0.0, 0.0), (0.9, 1e-3)])
+def test_sgd_is_torch_optim_sgd_bit_for_bit(momentum, weight_decay):
+    from torch import nn
+    from specc.train.optim import SGD
+
+    def model():
+        torch.manual_seed(1)
+        return nn.Sequential(nn.Conv2d(1, 3, 3), nn.BatchNorm2d(3), nn.ReLU(), nn.Flatten(), nn.Linear(3 * 6 * 6, 4))
+
+    ours, theirs = model(), model()
+    mine = SGD(ours.parameters(), lr=0.3, momentum=momentum, weight_decay=weight_decay)
+    torchs = torch.optim.SGD(theirs.parameters(), lr=0.3, momentum=momentum, weight_decay=weight_decay)
+    g = torch.Generator().manual_seed(2)
+    for step in range(6):
+        x, y = torch.randn(8, 1, 8, 8, generator=g), torch.randint(0, 4, (8,), generator=g)
+        for net, opt in ((ours, mine), (theirs, torchs)):
+            opt.zero_grad(set_to_none=True)
+            nn.functional.cross_entropy(net(x), y).backward()
+            opt.step()
+        if step == 2:  # a checkpoint of either loads into the other
+            state, torch_state = mine.state_dict(), torchs.state_dict()
+            assert state["param_groups"] == torch_state["param_groups"]
+            assert state["state"].keys() == torch_state["state"].keys()
+            mine.load_state_dict(torch_state)
+            torchs.load_state_dict(state)
+    for a, b in zip(ours.parameters(), theirs.parameters()):
+        assert torch.equal(a, b)
+    with pytest.raises(ValueError, match="other parameters"):
+        SGD(list(ours.parameters())[:2], lr=0.1).load_state_dict(torchs.state_dict())

@@ -19,7 +19,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -27,15 +26,13 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
+from .files import CheckpointError, atomic_write  # torch-free, so the plotting helper process can use them
+
 FORMAT = "specc-checkpoint/2"
 STEMS = ("last", "best", "interrupted")
 # Everything a run writes into its directory (besides temporary files): what --overwrite replaces.
 RUN_FILES = tuple(f"{stem}.{ext}" for stem in STEMS for ext in ("safetensors", "json")) + ("metrics.jsonl", "curves.png")
 TEMP_SUFFIXES = (".tmp", ".tmp.png")
-
-
-class CheckpointError(Exception):
-    pass
 
 
 # --- writing ---------------------------------------------------------------------
@@ -56,55 +53,9 @@ def save(run_dir: Path, stem: str, model: torch.nn.Module, optimizer: torch.opti
 
 
 def write_sidecar(path: Path, meta: dict) -> None:
-    atomic_write(path.with_suffix(".json"), lambda tmp: tmp.write_text(json.dumps(meta, indent=2) + "\n"))
-
-
-def atomic_write(path: Path, write) -> None:
-    """`write(tmp)`, then rename over `path`: `path` is the old file or the new one, never a mix.
-
-    A failed write (a full disk, a read-only directory, Ctrl-C) removes the
-    temporary file; an OSError becomes a CheckpointError saying the old file is intact.
-    """
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        write(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        with _quietly():
-            tmp.unlink(missing_ok=True)
-        if isinstance(exc, (OSError, SafetensorError)):
-            kept = f"; the previous {path.name} is intact" if path.exists() else ""
-            raise CheckpointError(f"cannot write {path}: {_reason(exc)}{kept}") from None
-        raise
-    _fsync_dir(path.parent)
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    return str(exc) or type(exc).__name__
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Makes the rename durable; some file systems cannot open a directory, which only costs durability."""
-    with _quietly():
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-class _quietly:
-    """Suppresses OSError in best-effort cleanup (removing a temporary file that may be gone)."""
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, kind, exc, tb):
-        return kind is not None and issubclass(kind, OSError)
+    # a readable copy, rewritten from the checkpoint by tidy(): it need not survive a power cut
+    atomic_write(path.with_suffix(".json"), lambda tmp: tmp.write_text(json.dumps(meta, indent=2) + "\n"),
+                 durable=False)
 
 
 def _optimizer_tensors(optimizer) -> dict[str, torch.Tensor]:

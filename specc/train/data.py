@@ -12,6 +12,7 @@ import gzip
 import math
 import os
 import struct
+import threading
 from pathlib import Path
 from typing import NamedTuple
 
@@ -123,18 +124,64 @@ def _check_idx_arrays(arrays: dict, files: dict[str, Path]) -> None:
                         f"{files['train_images']} holds {'x'.join(map(str, train))}")
 
 
-def read_idx(path: Path):
-    """An IDX file (gzipped or not) as a uint8 tensor, after checking its header and length."""
-    import torch
+# --- reading ahead ----------------------------------------------------------------
+# Decompressed bytes by path, with the (size, mtime) they were read at: a file changed since is read again.
+_read_ahead: dict[Path, tuple[tuple[int, int], bytes]] = {}
+_reader: threading.Thread | None = None
+
+
+def read_ahead(name: str, data_dir: str | None) -> None:
+    """Starts reading and decompressing the dataset's IDX files in a thread, which `load` then finds
+    done: zlib releases the GIL, so the work runs on a second core while `import torch` (a few seconds
+    of Python) runs on the first. Only what succeeds is kept; `load` redoes (and reports) the rest."""
+    global _reader
+    if name not in DEBIAN_DIRS or (_reader is not None and _reader.is_alive()):
+        return
+
+    def read_all():
+        files = next((f for d in candidate_dirs(name, data_dir) if (f := find_idx_files(d))), None)
+        for path in (files or {}).values():
+            try:
+                _read_ahead[path] = (_signature(path), _decompressed(path, path.read_bytes()))
+            except (OSError, DataError):
+                return
+
+    _reader = threading.Thread(target=read_all, name="specc-read-ahead", daemon=True)
+    _reader.start()
+
+
+def _signature(path: Path) -> tuple[int, int]:
+    info = path.stat()
+    return info.st_size, info.st_mtime_ns
+
+
+def _read_bytes(path: Path) -> bytes:
+    """The file's decompressed bytes: from the thread that read ahead, or read now."""
+    if _reader is not None:
+        _reader.join()
+    signature, raw = _read_ahead.pop(path, (None, None))
     try:
+        if raw is not None and signature == _signature(path):
+            return raw
         raw = path.read_bytes()
     except OSError as exc:
         raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
-    if raw[:2] == b"\x1f\x8b":
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError) as exc:
-            raise DataError(f"{path}: corrupted or truncated gzip data ({exc})") from None
+    return _decompressed(path, raw)
+
+
+def _decompressed(path: Path, raw: bytes) -> bytes:
+    if raw[:2] != b"\x1f\x8b":
+        return raw
+    try:
+        return gzip.decompress(raw)
+    except (OSError, EOFError) as exc:
+        raise DataError(f"{path}: corrupted or truncated gzip data ({exc})") from None
+
+
+def read_idx(path: Path):
+    """An IDX file (gzipped or not) as a uint8 tensor, after checking its header and length."""
+    import torch
+    raw = _read_bytes(path)
     if len(raw) < 4:
         raise DataError(f"{path}: too short to be an IDX file ({len(raw)} bytes)")
     zero, type_code, ndim = struct.unpack(">HBB", raw[:4])

@@ -42,20 +42,54 @@ def evaluate(run_dir: str, which: str = "best", data_dir: str | None = None, dev
             "per_class": per_class, "confusion": confusion.tolist(), "examples": len(preds)}
 
 
+# Datasets whose items are light on a dark background (an ink-on-paper photo is the opposite).
+LIGHT_ON_DARK = ("fashion-mnist", "mnist")
+# A border this light (0-255 mean) on such a run's image suggests a dark item on a light background.
+LIGHT_BORDER = 128
+
+
 @torch.inference_mode()
-def predict(run_dir: str, images: list[str], top: int = 3, which: str = "best", device: str = "auto") -> list[dict]:
-    """Top-`top` classes with probabilities for each image file."""
+def predict(run_dir: str, images: list[str], top: int = 3, which: str = "best", device: str = "auto",
+            invert: bool = False) -> dict:
+    """Top-`top` classes with probabilities for each image file, and how the images were prepared."""
     dev = pick_device(device)
     net, model, meta = load_run(run_dir, which, dev)
-    classes = meta["classes"]
+    classes, dataset = meta["classes"], meta["recipe"]["data"]
     results = []
     for path in images:
         pixels = read_image(path, net.input_shape)
+        if invert:
+            pixels = 255 - pixels
         adapt = make_adapter(tuple(pixels.shape), net.input_shape, meta["recipe"]["channels"])
         probs = torch.softmax(model(adapt(pixels.unsqueeze(0).to(dev))).float(), 1)[0]
         values, indices = probs.topk(min(top, len(classes)))
-        results.append({"image": path, "top": [(classes[i], p) for i, p in zip(indices.tolist(), values.tolist())]})
-    return results
+        results.append({"image": path, "size": list(pixels.shape[1:]),
+                        "light_border": dataset in LIGHT_ON_DARK and border_mean(pixels) >= LIGHT_BORDER,
+                        "top": [(classes[i], p) for i, p in zip(indices.tolist(), values.tolist())]})
+    return {"preparation": preparation(net.input_shape, dataset, invert), "results": results}
+
+
+def preparation(input_shape: tuple[int, ...], dataset: str, invert: bool) -> str:
+    """What predict does to an image before the network sees it, in one sentence."""
+    if len(input_shape) == 3:
+        colour = "made grey-scale" if input_shape[0] == 1 else "converted to RGB"
+        size = f"resized to {input_shape[1]}x{input_shape[2]}"
+    else:
+        colour, size = "made grey-scale", f"flattened to {input_shape[0]} values"
+    done = f"each image is {colour}" + (", inverted" if invert else "") + f" and {size}, the spec's input"
+    if dataset not in LIGHT_ON_DARK:
+        return done
+    if invert:
+        return done + f"; {dataset} items are light on a dark background"
+    return done + (f"; {dataset} items are light on a dark background: pass --invert for photos of dark "
+                   f"items on a light background")
+
+
+def border_mean(pixels: torch.Tensor) -> float:
+    """The mean value (0-255) of an image's outermost rows and columns, over its channels."""
+    x = pixels.float()
+    edges = torch.cat([x[:, 0].flatten(), x[:, -1].flatten(), x[:, :, 0].flatten(), x[:, :, -1].flatten()])
+    return edges.mean().item()
 
 
 # Bigger images are refused before decoding: 15000x15000 would need ~675 MB as RGB, for a 28x28 input.

@@ -22,10 +22,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import checkpoint, data
+from . import checkpoint, data, header, interrupt
+from .launch import check_same_spec, is_main_process, open_spec
+from .plot import plotter
 from .rundir import RunDir
 from ..lang.errors import TrainError
-from ..tools.summary import human_bytes, human_count, training_memory
+from ..tools.summary import human_bytes, training_memory
+
+
+def say(line: str) -> None:
+    """print, flushed: a header line must reach a file or a pipe when it is written, not at exit."""
+    print(line, flush=True)
 
 
 class Options(NamedTuple):
@@ -38,7 +45,7 @@ class Options(NamedTuple):
     train_limit: int | None = None  # first N training examples (quick runs, tests)
     test_limit: int | None = None
     progress: bool | None = None  # None: a bar when stdout is a terminal, lines otherwise
-    echo: Callable[[str], None] = print
+    echo: Callable[[str], None] = say
     overwrite: bool = False  # replace the run already in `out` instead of refusing
 
 
@@ -119,7 +126,7 @@ def make_adapter(data_shape: tuple[int, ...], input_shape: tuple[int, ...], chan
     channel_step = _channel_step(c, want_c, channels, notes)
     resize = (want_h, want_w) != (h, w)
     if resize:
-        notes.append(f"resized {h}x{w} to {want_h}x{want_w} (bilinear)")
+        notes.append(f"resized {h}x{w} to {want_h}x{want_w} bilinearly")
     antialias = want_h < h or want_w < w
 
     def convert(x: torch.Tensor) -> torch.Tensor:
@@ -162,10 +169,12 @@ def init_weights(model: nn.Module, how: str) -> None:
                 nn.init.xavier_uniform_(m.weight)
 
 
-def make_optimizer(model: nn.Module, recipe: dict) -> torch.optim.Optimizer:
+def make_optimizer(model: nn.Module, recipe: dict):
+    """specc's SGD (torch.optim.SGD's arithmetic without its 1.4 s import of torch._dynamo), torch's Adam(W)."""
     lr, wd = recipe["lr"], recipe["weight_decay"]
     if recipe["optimizer"] == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=lr, momentum=recipe["momentum"], weight_decay=wd)
+        from .optim import SGD
+        return SGD(model.parameters(), lr=lr, momentum=recipe["momentum"], weight_decay=wd)
     cls = torch.optim.Adam if recipe["optimizer"] == "adam" else torch.optim.AdamW
     return cls(model.parameters(), lr=lr, weight_decay=wd)
 
@@ -180,6 +189,24 @@ def lr_at(recipe: dict, epoch: int) -> float:
 
 
 # --- the run ------------------------------------------------------------------------
+# Longest one measuring step may take: beyond it, a smaller batch is measured and the time scaled.
+MEASURE_BUDGET_S = 8.0
+# A second measurement (the first at a batch pays one-off costs) when one takes less than this.
+REMEASURE_BELOW_S = 0.5
+# What a step costs beyond forward+backward (optimizer step, batch slicing), roughly.
+STEP_OVERHEAD = 1.1
+# Plain progress lines (stdout not a terminal): every this many seconds or every tenth of an epoch.
+LINE_EVERY_S = 30.0
+LINE_EVERY_FRACTION = 0.1
+LINE_MIN_GAP_S = 5.0  # but not sooner than this after the epoch's start or the last line: a short epoch's own line suffices
+BAR_WIDTH_FALLBACK = 80  # when the terminal's size is unknown (reported as 0): tqdm would draw nothing
+
+
+class Measured(NamedTuple):
+    step_s: float  # one training step at the run's batch
+    batch: int  # the batch that was measured (smaller when a full step would be long)
+
+
 class Run:
     """One training run: the network, the data on the device, the model and where results go."""
 
@@ -191,26 +218,51 @@ class Run:
         self.resuming = resume_from is not None
         self.run_dir = run_dir or self._new_run_dir()
         self.out = RunDir(self.run_dir, self.echo)
-        if procs.main and not self.resuming:
-            self.out.refuse_existing(options.overwrite)
+        if procs.main:
+            plotter.start()  # matplotlib loads in a helper process while this one loads the data
+            if not self.resuming:
+                self.out.refuse_existing(options.overwrite)
+        self._say_what_is_saved(resume_from["meta"]["epoch"] if resume_from else None)
+        self._load_and_describe_data()
+        self._build(resume_from)
+        self.loss_fn = nn.CrossEntropyLoss(label_smoothing=recipe["label_smoothing"])
+
+    def _load_and_describe_data(self) -> None:
+        """The data on the device, checked against the spec; the data, device and memory lines."""
+        interrupt.doing("loading the data")
         self.dataset = self._load_data()
-        self.adapt = make_adapter(self.dataset.sample_shape, net.input_shape, recipe["channels"])
+        self.adapt = make_adapter(self.dataset.sample_shape, self.net.input_shape, self.recipe["channels"])
         self._check_classes()
+        self.echo(header.data_line(self.dataset, self.adapt.notes))
+        self.echo(self._device_line())
         self._check_memory()
-        torch.manual_seed(recipe["seed"])
-        self.model = net.build(device=self.device)
-        init_weights(self.model, recipe["init"])
-        if options.init_from and resume_from is None:
-            self._load_initial_weights(options.init_from)
+        self.echo(self._memory_line())
+
+    def _build(self, resume_from: dict | None) -> None:
+        """The model (seeded, initialised, or restored from the checkpoint) and its optimizer."""
+        interrupt.doing("building the model")
+        torch.manual_seed(self.recipe["seed"])
+        self.model = self.net.build(device=self.device)
+        init_weights(self.model, self.recipe["init"])
+        if self.options.init_from and resume_from is None:
+            self._load_initial_weights(self.options.init_from)
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
-        self.optimizer = make_optimizer(self.model, recipe)
+        self.optimizer = make_optimizer(self.model, self.recipe)
         self.history: list[dict] = []
         self.start_epoch = 0
         if resume_from is not None:
             self._restore(resume_from)
         self.step_model = self._wrap(self.model)
-        self.loss_fn = nn.CrossEntropyLoss(label_smoothing=recipe["label_smoothing"])
+
+    def _say_what_is_saved(self, last_epoch: int | None) -> None:
+        """What a Ctrl-C before the first save leaves: the resumed run as it was, or nothing at all."""
+        self.out.last_epoch = last_epoch
+        if last_epoch is None:
+            interrupt.on_disk("nothing was saved and no run directory was made; run the same command to start again")
+        else:
+            interrupt.on_disk(f"{self.out.holds(last_epoch)}, as before; continue with: "
+                              f"specc train --resume {self.run_dir}")
 
     def _restore(self, resume_from: dict) -> None:
         meta = resume_from["meta"]
@@ -260,8 +312,13 @@ class Run:
     def local_batch(self) -> int:
         return max(1, self.recipe["batch"] // self.procs.world)
 
+    @property
+    def autocast_on(self) -> bool:
+        return self.device.type == "cuda"
+
     def memory_estimate(self, batch: int) -> int:
-        return training_memory(self.net, batch).total
+        return training_memory(self.net, batch, optimizer=self.recipe["optimizer"], momentum=self.recipe["momentum"],
+                               autocast=self.autocast_on).total
 
     def _check_memory(self) -> None:
         available = available_memory(self.device)
@@ -272,6 +329,17 @@ class Run:
         advice = f"try --batch {fits * self.procs.world}" if fits else "the weights alone do not fit"
         raise TrainError(f"training {self.net.name} at batch {self.local_batch} needs about {human_bytes(need)} "
                          f"(static estimate) but {self.device} has {human_bytes(available)} available; {advice}")
+
+    def _device_line(self) -> str:
+        return (f"device   {device_name(self.device)}, {header.plural(self.procs.world, 'process')}"
+                + (", bf16 autocast" if self.autocast_on else "")
+                + (", channels_last" if self.channels_last else "")
+                + (", torch.compile" if self.options.compile else ""))
+
+    def _memory_line(self) -> str:
+        available = available_memory(self.device)
+        return (f"memory   ~{human_bytes(self.memory_estimate(self.local_batch))} estimated for training"
+                + (f", {human_bytes(available)} available" if available else ""))
 
     def _wrap(self, model: nn.Module) -> nn.Module:
         if self.procs.world > 1:
@@ -295,15 +363,13 @@ class Run:
         """This process's slice of each shuffled global batch; the order depends only on (seed, epoch)."""
         n, batch, world = len(self.dataset.train_labels), self.recipe["batch"], self.procs.world
         order = torch.randperm(n, generator=torch.Generator().manual_seed(self.recipe["seed"] * 100_003 + epoch))
-        order = order.to(self.device)
-        for start in range(0, n, batch):
-            chunk = order[start:start + batch]
+        for chunk in order.to(self.device).split(batch):  # views of one tensor: no per-batch slicing in Python
             if len(chunk) < world:  # every process needs at least one example per step
                 break
-            yield chunk[self.procs.rank::world]
+            yield chunk[self.procs.rank::world] if world > 1 else chunk
 
     def autocast(self):
-        if self.device.type == "cuda":
+        if self.autocast_on:
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
@@ -320,15 +386,17 @@ class Run:
 
     # --- one epoch ------------------------------------------------------------
     def train_epoch(self, epoch: int, bar=None) -> dict[str, float]:
+        """One pass over the training set. `bar` (a progress bar or lines) gets each step's examples."""
         self.model.train()
         for group in self.optimizer.param_groups:
             group["lr"] = lr_at(self.recipe, epoch)
         images, labels = self.dataset.train_images, self.dataset.train_labels
+        # Summed on the device, read once at the end: no host sync per step.
         loss_sum = torch.zeros((), device=self.device, dtype=torch.float64)
         correct = torch.zeros((), device=self.device, dtype=torch.int64)
-        seen = 0
+        seen, world = 0, self.procs.world
         started = time.perf_counter()
-        for step, idx in enumerate(self.batches(epoch)):
+        for idx in self.batches(epoch):
             x, y = self.prepare(images[idx]), labels[idx]
             with self.autocast():
                 out = self.step_model(x)
@@ -336,14 +404,11 @@ class Run:
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
-            # Accumulate on the device: no host sync per step.
-            loss_sum += loss.detach() * len(y)
-            correct += (out.argmax(1) == y).sum()
+            loss_sum.add_(loss.detach(), alpha=len(y))  # one small op each: they count where steps are short
+            correct.add_(out.argmax(1).eq_(y).sum())
             seen += len(y)
             if bar is not None:
-                bar.update(len(y) * self.procs.world)
-                if step % 10 == 0:
-                    bar.set_postfix(loss=f"{loss_sum.item() / seen:.3f}", acc=f"{correct.item() / seen:.3f}")
+                bar.step(seen * world, loss_sum, correct, seen)
         if self.device.type == "cuda":
             torch.cuda.synchronize()
         seconds = time.perf_counter() - started
@@ -363,58 +428,58 @@ class Run:
         total_correct, total = self.procs.sum([float(correct), float(len(labels))])
         return total_correct / total if total else 0.0
 
-    # --- the header: what will run, and how long it should take -------------------------
-    def measure_step(self) -> float:
-        """Seconds of one forward+backward at the run's batch, without touching weights or RNG."""
-        images = self.dataset.train_images[: self.local_batch]
-        labels = self.dataset.train_labels[: self.local_batch]
+    # --- how long it should take -------------------------------------------------------
+    def _time_step(self, batch: int) -> float:
+        """Seconds of one forward+backward at `batch`, without touching weights, statistics or RNG."""
+        images = self.dataset.train_images[:batch]
+        labels = self.dataset.train_labels[:batch]
         with torch.random.fork_rng(devices=[]):
             was_training = self.model.training
             self.model.eval()  # leaves BatchNorm's running statistics alone
-            timings = []
-            for _ in range(3):  # the first step pays one-off costs
-                started = time.perf_counter()
-                with self.autocast():
-                    loss = self.loss_fn(self.model(self.prepare(images)), labels)
-                loss.backward()
-                if self.device.type == "cuda":
-                    torch.cuda.synchronize()
-                timings.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            with self.autocast():
+                loss = self.loss_fn(self.model(self.prepare(images)), labels)
+            loss.backward()
+            if self.device.type == "cuda":
+                torch.cuda.synchronize()
+            seconds = time.perf_counter() - started
             self.model.zero_grad(set_to_none=True)
             self.model.train(was_training)
-        return min(timings[1:]) * 1.1  # plus the optimizer step and batch slicing, roughly
+        return seconds
 
-    def header(self) -> list[str]:
-        net, r, ds = self.net, self.recipe, self.dataset
-        shape = lambda s: "x".join(map(str, s))
-        steps = math.ceil(len(ds.train_labels) / r["batch"])
-        step_s = self.measure_step()
-        available = available_memory(self.device)
-        adapted = f" ({'; '.join(self.adapt.notes)})" if self.adapt.notes else ""
-        optimizer = r["optimizer"] + (f" momentum {r['momentum']}" if r["momentum"] and r["optimizer"] == "sgd" else "")
-        lines = [
-            f"network  {net.name} ({net.path}): {shape(net.input_shape)} -> {shape(net.output_shape)}, "
-            f"{net.param_count:,} params, {human_count(net.macs)} MACs/sample",
-            f"data     {ds.name} from {ds.source}: {len(ds.train_labels):,} train / {len(ds.test_labels):,} test, "
-            f"{shape(ds.sample_shape)}{adapted}",
-            f"device   {device_name(self.device)}, {self.procs.world} process(es)"
-            + (", bf16 autocast" if self.device.type == "cuda" else "")
-            + (", channels_last" if self.channels_last else "")
-            + (", torch.compile" if self.options.compile else ""),
-            f"recipe   batch {r['batch']}, {r['epochs']} epochs, {optimizer} lr {r['lr']} ({r['schedule']}), "
-            f"{r['init']} init" + (f" then weights from {self.options.init_from}" if self.options.init_from else "")
-            + f", seed {r['seed']}"
-            + (f", weight decay {r['weight_decay']}" if r["weight_decay"] else "")
-            + (f", label smoothing {r['label_smoothing']}" if r["label_smoothing"] else ""),
-            f"memory   ~{human_bytes(self.memory_estimate(self.local_batch))} estimated for training"
-            + (f" ({human_bytes(available)} available)" if available else ""),
-            f"time     ~{_duration(step_s * steps)} per epoch estimated ({step_s * 1000:.1f} ms/step measured x "
-            f"{steps} steps; {human_count(3 * net.macs * len(ds.train_labels))} MACs forward+backward)",
-            f"output   {self.run_dir}/",
-        ]
-        if self.start_epoch:
-            lines.append(f"resume   from epoch {self.start_epoch} of {r['epochs']}")
-        return lines
+    def measure_step(self) -> Measured:
+        """One training step's time at the run's batch, found within about MEASURE_BUDGET_S.
+
+        A step at batch 1 first: a batch costs at most its size times one
+        example, so it bounds a full step's time from above. Where that bound
+        is within the budget, a full step is measured; else the largest batch
+        that fits the budget, and the time scaled to the full batch. A short
+        step is measured twice: the first at a batch pays the one-off costs
+        of the first call.
+        """
+        interrupt.doing("measuring a step")
+        full = min(self.local_batch, len(self.dataset.train_labels))
+        self.echo(header.measuring_line(1, 1, 0.0))
+        one = self._measured(1)
+        batch = full if one * full <= MEASURE_BUDGET_S else max(1, min(full, int(MEASURE_BUDGET_S / one)))
+        if batch == 1:
+            return Measured(one * full * STEP_OVERHEAD, 1)
+        self.echo(header.measuring_line(batch, full, one * full))
+        return Measured(self._measured(batch) * full / batch * STEP_OVERHEAD, batch)
+
+    def _measured(self, batch: int) -> float:
+        first = self._time_step(batch)
+        return min(first, self._time_step(batch)) if first < REMEASURE_BELOW_S else first
+
+    def timing_lines(self) -> list[str]:
+        measured = self.measure_step()
+        r, n = self.recipe, len(self.dataset.train_labels)
+        steps = header.steps_per_epoch(n, r["batch"])
+        lines = [header.time_line(measured.step_s, measured.batch, min(self.local_batch, n), steps,
+                                  r["epochs"] - self.start_epoch, 3 * self.net.macs * n)]
+        advice = header.long_run_advice(self.net, measured.step_s * steps, n, device_name(self.device),
+                                        on_cpu=self.device.type == "cpu")
+        return lines + ([advice] if advice else [])
 
     # --- results ----------------------------------------------------------------
     def meta(self, epoch: int) -> dict[str, Any]:
@@ -432,60 +497,143 @@ class Run:
     def save_epoch(self, epoch: int, improved: bool) -> None:
         self.out.save_epoch(self.model, self.optimizer, self.meta(epoch), improved, self.net.name)
 
+    def _start_saving(self) -> None:
+        """The run directory, made only now that there is something to put in it: the initial weights."""
+        interrupt.doing("saving the initial weights" if not self.resuming else "opening the run directory")
+        save_initial = lambda: self.out.save_last(self.model, self.optimizer, self.meta(0))
+        self.out.prepare(not self.resuming, self.options.overwrite, save_initial)
+        self.echo(f"output   {self.run_dir}/")
+
     def fit(self) -> list[dict]:
-        if self.procs.main:  # a new run's `last` at epoch 0: --resume works from the first Ctrl-C on
-            save_initial = lambda: checkpoint.save(self.run_dir, "last", self.model, self.optimizer, self.meta(0))
-            self.out.prepare(not self.resuming, self.options.overwrite, save_initial)
-        for line in self.header():
+        for line in self.timing_lines():
             self.echo(line)
-        epochs = self.recipe["epochs"]
-        best = max((row["test_acc"] for row in self.history), default=-1.0)
-        epoch = self.start_epoch
+        if self.start_epoch:
+            self.echo(f"resume   from epoch {self.start_epoch} of {self.recipe['epochs']}")
+        if self.procs.main:  # a new run's `last` at epoch 0: --resume works from the first Ctrl-C on
+            self._start_saving()
         try:
-            for epoch in range(self.start_epoch, epochs):
-                with self._bar(epoch) as bar:
-                    stats = self.train_epoch(epoch, bar)
-                    stats["test_acc"] = self.test_accuracy()
-                row = {"epoch": epoch + 1, "train_loss": stats["train_loss"], "train_acc": stats["train_acc"],
-                       "test_acc": stats["test_acc"], "examples_per_sec": stats["examples_per_sec"],
-                       "seconds": stats["seconds"], "examples": stats["examples"], "lr": lr_at(self.recipe, epoch)}
-                self.history.append(row)
-                if self.procs.main:
-                    self.save_epoch(epoch + 1, row["test_acc"] > best)
-                best = max(best, row["test_acc"])
-                self.echo(f"epoch {epoch + 1}/{epochs}  loss {row['train_loss']:.3f}  train acc {row['train_acc']:.3f}  "
-                          f"test acc {row['test_acc']:.3f}  {row['examples_per_sec']:,.0f} examples/sec  "
-                          f"{row['seconds']:.1f} s")
-        except KeyboardInterrupt:
+            for epoch in range(self.start_epoch, self.recipe["epochs"]):
+                self._run_epoch(epoch)
             if self.procs.main:
-                self.out.save_interrupted(self.model, self.optimizer, self.meta(len(self.history)), epoch)
+                self.out.finish()
+        except KeyboardInterrupt:
+            interrupt.taken()
+            self._save_interrupted()
             raise
-        if self.history:
-            last = self.history[-1]
-            self.echo(f"loss {last['train_loss']:.3f}, train acc {last['train_acc']:.3f}, "
-                      f"test acc {last['test_acc']:.3f}")
-            speed = sum(r["examples"] for r in self.history) / sum(r["seconds"] for r in self.history)
-            self.echo(f"{speed:,.1f} examples/sec on {device_name(self.device)}")
-            self.echo(f"run directory: {self.run_dir}/ (metrics.jsonl, curves.png, last/best.safetensors)")
+        self._say_results()
         return self.history
 
-    def _bar(self, epoch: int):
+    def _run_epoch(self, epoch: int) -> None:
+        """Trains and tests 0-based `epoch`, records it, saves it and says how it went."""
+        best = max((row["test_acc"] for row in self.history), default=-1.0)
+        interrupt.doing(f"training epoch {epoch + 1}")
+        with self._progress(epoch) as bar:
+            stats = self.train_epoch(epoch, bar)
+        interrupt.doing(f"testing epoch {epoch + 1}")
+        stats["test_acc"] = self.test_accuracy()
+        row = {"epoch": epoch + 1, "train_loss": stats["train_loss"], "train_acc": stats["train_acc"],
+               "test_acc": stats["test_acc"], "examples_per_sec": stats["examples_per_sec"],
+               "seconds": stats["seconds"], "examples": stats["examples"], "lr": lr_at(self.recipe, epoch)}
+        self.history.append(row)
+        if self.procs.main:
+            interrupt.doing(f"saving epoch {epoch + 1}")
+            self.save_epoch(epoch + 1, row["test_acc"] > best)
+        self.echo(f"epoch {epoch + 1}/{self.recipe['epochs']}  loss {row['train_loss']:.3f}  "
+                  f"train acc {row['train_acc']:.3f}  test acc {row['test_acc']:.3f}  "
+                  f"{row['examples_per_sec']:,.0f} examples/sec  {row['seconds']:.1f} s")
+
+    def _save_interrupted(self) -> None:
+        """Ctrl-C during an epoch: its weights so far, for inspection (--resume restarts it from `last`)."""
+        if not self.procs.main:
+            return
+        interrupt.doing("saving interrupted.safetensors")
+        # the epoch in progress is the one after those completed (the loop's variable may lag behind)
+        self.out.save_interrupted(self.model, self.optimizer, self.meta(len(self.history)), len(self.history))
+        interrupt.explained()
+
+    def _say_results(self) -> None:
+        if not self.history:
+            return
+        last = self.history[-1]
+        self.echo(f"loss {last['train_loss']:.3f}, train acc {last['train_acc']:.3f}, test acc {last['test_acc']:.3f}")
+        speed = sum(r["examples"] for r in self.history) / sum(r["seconds"] for r in self.history)
+        self.echo(f"{speed:,.1f} examples/sec on {device_name(self.device)}")
+        self.echo(f"run directory: {self.run_dir}/ (metrics.jsonl, curves.png, last/best.safetensors)")
+
+    def _progress(self, epoch: int):
+        """A tqdm bar in a terminal, plain lines in a log (a file, a pipe, CI), or nothing (--no-progress)."""
         show = self.options.progress
-        if show is None:
-            show = sys.stdout.isatty()
-        if not (show and self.procs.main):
+        if not self.procs.main or show is False:
             return contextlib.nullcontext(None)
+        total, label = len(self.dataset.train_labels), f"epoch {epoch + 1}/{self.recipe['epochs']}"
+        if show or sys.stdout.isatty():
+            return _Bar(total, label)
+        return contextlib.nullcontext(_Lines(total, label, self.echo))
+
+
+class _Bar:
+    """tqdm's bar, at a fixed width where the terminal's size is unknown (tqdm would draw it 0 wide)."""
+
+    def __init__(self, total: int, label: str):
         from tqdm import tqdm
-        return tqdm(total=len(self.dataset.train_labels), unit="ex", unit_scale=True, leave=False,
-                    desc=f"epoch {epoch + 1}/{self.recipe['epochs']}", dynamic_ncols=True)
+        width = terminal_width()
+        self.bar = tqdm(total=total, unit="ex", unit_scale=True, leave=False, desc=label,
+                        dynamic_ncols=width is not None, ncols=None if width else BAR_WIDTH_FALLBACK)
+        self.shown, self.next_postfix = 0, 0.0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.bar.close()
+
+    def step(self, done: int, loss_sum, correct, seen: int) -> None:
+        self.bar.update(done - self.shown)
+        self.shown = done
+        now = time.monotonic()
+        if now >= self.next_postfix:  # reading the sums syncs the device: once a second at most
+            self.next_postfix = now + 1.0
+            self.bar.set_postfix(loss=f"{loss_sum.item() / seen:.3f}", acc=f"{correct.item() / seen:.3f}")
 
 
-def _duration(seconds: float) -> str:
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    if seconds < 3600:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds / 3600:.1f} h"
+class _Lines:
+    """Plain progress lines for logs: every LINE_EVERY_S seconds or every tenth of the epoch,
+    whichever comes first, and never within LINE_MIN_GAP_S of the last one."""
+
+    def __init__(self, total: int, label: str, echo: Callable[[str], None]):
+        self.total, self.label, self.echo = total, label, echo
+        self.started = self.last_line = time.monotonic()
+        self.next_time = self.started + LINE_EVERY_S
+        self.every = max(1, math.ceil(total * LINE_EVERY_FRACTION))
+        self.next_count = self.every
+
+    def step(self, done: int, loss_sum, correct, seen: int) -> None:
+        if done >= self.total or (done < self.next_count and time.monotonic() < self.next_time):
+            return  # the epoch's own line follows the last step
+        now = time.monotonic()
+        if now < self.last_line + LINE_MIN_GAP_S:
+            return
+        elapsed = now - self.started
+        rate = done / elapsed if elapsed > 0 else 0.0
+        eta = (self.total - done) / rate if rate else 0.0
+        self.echo(f"{self.label}  {100 * done / self.total:3.0f}%  {done:,}/{self.total:,}  "
+                  f"loss {loss_sum.item() / seen:.3f}  {rate:,.0f} examples/sec  ETA {header.duration(eta)}")
+        self.last_line, self.next_time = now, now + LINE_EVERY_S
+        while self.next_count <= done:
+            self.next_count += self.every
+
+
+def terminal_width() -> int | None:
+    """The width of the terminal tqdm draws on (stderr, else stdout), or None where it is unknown:
+    not a terminal, or one that reports 0 columns, as some CI terminals and containers do."""
+    for stream in (sys.stderr, sys.stdout):
+        try:
+            columns = os.get_terminal_size(stream.fileno()).columns
+        except (OSError, ValueError, AttributeError):
+            continue
+        if columns:
+            return columns
+    return None
 
 
 def device_name(device: torch.device) -> str:
@@ -512,30 +660,40 @@ def available_memory(device: torch.device) -> int | None:
 # --- entry points -------------------------------------------------------------------
 def start(spec_path: str, params: dict, overrides: dict, options: Options, input_shape=None) -> Run:
     """A new run of the spec at `spec_path` (recipe: its train section, then `overrides`)."""
-    from . import recipe as recipes
-    from ..network import load
-    net = load(spec_path, input_shape=input_shape, **params)
-    recipe = recipes.resolve(net, overrides)
+    net, recipe = open_spec(spec_path, params, overrides, input_shape, options.echo, options.init_from)
+    return begin(net, recipe, params, options)
+
+
+def begin(net, recipe: dict, params: dict, options: Options) -> Run:
+    """A new run of a loaded network and its resolved recipe (see launch.open_spec)."""
+    interrupt.doing("starting PyTorch")
     return Run(net, recipe, params, options, start_processes(options.device))
 
 
-def resume(run_dir: str, overrides: dict, options: Options) -> Run:
+def resume(run_dir: str, overrides: dict, options: Options, spec_path: str | None = None) -> Run:
     """Continue the run in `run_dir` from its `last` checkpoint, with the recipe and options it started with.
 
     Only `epochs` may change, and `data_dir` (the same data in a new place: the
     example counts are checked); --limit must match the run's own, or be left out.
+    `spec_path` (`specc train SPEC --resume RUN_DIR`) must hold the run's own spec.
     """
+    interrupt.doing("reading the checkpoint")
     path = Path(run_dir) / "last.safetensors"
     try:
         meta, tensors = checkpoint.load(path)
     except checkpoint.CheckpointError as exc:
         raise TrainError(f"cannot resume {run_dir}: {exc}") from None
+    if spec_path is not None:
+        check_same_spec(spec_path, meta, run_dir)
     recipe = _resumed_recipe(run_dir, meta, overrides)
     options = _resumed_options(run_dir, meta, options)
     try:
         net = checkpoint.network(meta, path)
     except checkpoint.CheckpointError as exc:
         raise TrainError(f"cannot resume {run_dir}: {exc}") from None
+    if is_main_process():
+        options.echo(header.network_line(net))
+        options.echo(header.recipe_line(recipe, meta.get("init_from")))
     return Run(net, recipe, meta["params"], options, start_processes(options.device),
                run_dir=Path(run_dir), resume_from={"meta": meta, "tensors": tensors, "path": path})
 
