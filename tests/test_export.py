@@ -71,6 +71,16 @@ fill, sample = namespace["fill"], namespace["sample"]
 CHILD = '''
 import importlib.util, json, sys
 sys.path.append(sys.argv[1])  # site-packages without its .pth files: specc's editable install is not on the path
+
+
+class NoSpecc:  # an installed specc (CI installs it beside torch) is made unimportable, as on a machine without it
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "specc":
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+
+sys.meta_path.insert(0, NoSpecc())
 try:
     import specc
 except ImportError:
