@@ -67,3 +67,22 @@ conv 11x11 96 s4 p1 -> relu -> maxpool 3 s2
 -> fc 4096 in=6400 -> relu -> dropout 0.5
 -> fc 4096 -> relu -> dropout 0.5 -> fc 10
 """
+
+
+CLI_PROBE = ("import sys, runpy; sys.argv=['specc', *sys.argv[1:]]\n"
+             "try:\n runpy.run_module('specc', run_name='__main__')\n"
+             "except SystemExit as e: assert not e.code, e.code\n"
+             "print(sorted({m.split('.')[0] for m in sys.modules}))")
+
+
+def cli_imports(*args) -> tuple[str, set[str]]:
+    """Run `specc ARGS` in a fresh interpreter; its output, and the top-level modules it imported."""
+    import ast
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", CLI_PROBE, *map(str, args)], capture_output=True, text=True,
+                         cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    *printed, modules = out.stdout.strip().splitlines()
+    return "\n".join(printed), set(ast.literal_eval(modules))

@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from safetensors.torch import load_file
 
 import specc
-from conftest import ROOT, SPECS
+from conftest import ROOT, SPECS, cli_imports
 from specc.cli import main
 from specc.runtime import export
 from specc.tools.ir import ir_dict, schema
@@ -374,14 +374,8 @@ def test_ir_names_the_file_and_line_of_imported_layers(tmp_path):
 
 
 def test_json_export_from_a_spec_does_not_import_torch(tmp_path):
-    code = ("import sys, runpy; sys.argv=['specc','export',sys.argv[1],'--to','json','-o',sys.argv[2]]\n"
-            "try:\n runpy.run_module('specc', run_name='__main__')\n"
-            "except SystemExit as e: assert not e.code, e.code\n"
-            "print([m for m in sys.modules if m.startswith('torch')])")
-    out = subprocess.run([sys.executable, "-c", code, str(SPECS / "resnet18.cnn"), str(tmp_path / "r.json")],
-                         capture_output=True, text=True, cwd=ROOT)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip().splitlines()[-1] == "[]"
+    _, modules = cli_imports("export", SPECS / "resnet18.cnn", "--to", "json", "-o", tmp_path / "r.json")
+    assert "torch" not in modules
     assert json.loads((tmp_path / "r.json").read_text())["format"] == "specc-ir/1"
 
 

@@ -1,7 +1,5 @@
 """`specc check --sizes`: the sweep accepts exactly the sizes shape inference accepts, and PyTorch agrees."""
 import json
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -9,7 +7,7 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 
 import specc
-from conftest import ROOT, SPECS
+from conftest import ROOT, SPECS, cli_imports
 from specc.cli import main
 from specc.testing import specs
 from specc.tools.sizes import MAX_SIDE_LIMIT, ranges, ranges_text, size_report, sweep
@@ -201,15 +199,9 @@ def test_check_sizes_honours_input_and_set(spec_file):
 
 
 def test_check_sizes_imports_no_torch():
-    code = ("import sys, runpy; sys.argv=['specc','check','--sizes',*sys.argv[1:]]\n"
-            "try:\n runpy.run_module('specc', run_name='__main__')\n"
-            "except SystemExit as e: assert e.code == 0, e.code\n"
-            "print([m for m in sys.modules if m.split('.')[0] in ('torch', 'numpy', 'hypothesis')])")
-    out = subprocess.run([sys.executable, "-c", code, str(SPECS / "alexnet.cnn"), str(SPECS / "googlenet.cnn")],
-                         capture_output=True, text=True, cwd=ROOT)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip().splitlines()[-1] == "[]"
-    assert "HxW  65..1024" in out.stdout
+    printed, modules = cli_imports("check", "--sizes", SPECS / "alexnet.cnn", SPECS / "googlenet.cnn")
+    assert not modules & {"torch", "numpy", "hypothesis"}
+    assert "HxW  65..1024" in printed
 
 
 @pytest.mark.parametrize("name, smallest", [("inception_v3", 75), ("squeezenet1_0", 21), ("densenet121", 29)])

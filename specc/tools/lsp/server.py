@@ -172,6 +172,16 @@ def _reaches(path: str, target: str, cache: ImportCache, seen: set[str]) -> bool
         _reaches(os.path.normpath(os.path.join(here, imp.path)), target, cache, seen) for imp in spec.imports)
 
 
+def _renamed(ls: SpecServer, params) -> tuple[Analysis, tuple]:
+    """The document and (occurrence, spans) of the name a rename request points at; a refusal as an error."""
+    analysis = ls.analysis(params.text_document.uri)
+    line, column, _ = ls.from_position(analysis.text, params.position)
+    found = features.rename_spans(analysis, line, column)
+    if isinstance(found, str):
+        raise JsonRpcException(found, REQUEST_FAILED)
+    return analysis, found
+
+
 def uri_to_path(uri: str) -> str:
     parsed = urlparse(uri)
     return unquote(parsed.path) if parsed.scheme == "file" else uri
@@ -290,21 +300,12 @@ def make_server() -> SpecServer:
 
     @ls.feature(types.TEXT_DOCUMENT_PREPARE_RENAME)
     def prepare_rename(ls: SpecServer, params: types.PrepareRenameParams):
-        analysis = ls.analysis(params.text_document.uri)
-        line, column, _ = ls.from_position(analysis.text, params.position)
-        found = features.rename_spans(analysis, line, column)
-        if isinstance(found, str):
-            raise JsonRpcException(found, REQUEST_FAILED)
-        return ls.to_range(analysis.text, found[0].span)
+        analysis, (occ, _) = _renamed(ls, params)
+        return ls.to_range(analysis.text, occ.span)
 
     @ls.feature(types.TEXT_DOCUMENT_RENAME)
     def rename(ls: SpecServer, params: types.RenameParams):
-        analysis = ls.analysis(params.text_document.uri)
-        line, column, _ = ls.from_position(analysis.text, params.position)
-        found = features.rename_spans(analysis, line, column)
-        if isinstance(found, str):
-            raise JsonRpcException(found, REQUEST_FAILED)
-        occ, spans = found
+        analysis, (occ, spans) = _renamed(ls, params)
         why = features.check_new_name(analysis, occ.target, params.new_name)
         if why:
             raise JsonRpcException(why, REQUEST_FAILED)
