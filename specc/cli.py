@@ -260,6 +260,8 @@ def draw(file, output, fmt, depth, horizontal, params, input_shape, assignments)
         raise click.ClickException(str(err)) from None
     if drawn.content is not None:
         _write_drawing(drawn.content, output)
+        if output is not None:
+            click.echo(f"wrote {output}" + (" (drawn up to the error below)" if drawn.error else ""))
     if drawn.error is not None:
         click.echo(str(drawn.error), err=True)
         sys.exit(1)

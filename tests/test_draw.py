@@ -289,6 +289,8 @@ def test_formats_from_the_name_and_their_mistakes(tmp_path):
     alexnet = SPECS / "alexnet.cnn"
     result = draw_file([alexnet])
     assert result.exit_code == 0 and ET.fromstring(result.output).tag == f"{SVG}svg", "SVG to stdout"
+    to_file = draw_file([alexnet, "-o", tmp_path / "a.svg"])
+    assert to_file.exit_code == 0 and to_file.output == f"wrote {tmp_path / 'a.svg'}\n"
     for args, message in ((["-o", tmp_path / "a.jpg"], "cannot tell the format"),
                           (["-o", tmp_path / "a.svg", "--format", "png"], "--format png but"),
                           (["--format", "png"], "give -o FILE.png"),
@@ -384,4 +386,6 @@ def test_svg_and_dot_import_no_torch(tmp_path):
                          cwd=ROOT)
     assert out.returncode == 0, out.stderr
     assert out.stderr.strip().splitlines()[-1] == "[]"
-    assert out.stdout.startswith('digraph "resnet18"') and (tmp_path / "g.svg").stat().st_size > 0
+    wrote, dot = out.stdout.split("\n", 1)
+    assert wrote == f"wrote {tmp_path / 'g.svg'}" and dot.startswith('digraph "resnet18"')
+    assert (tmp_path / "g.svg").stat().st_size > 0
