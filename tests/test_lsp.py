@@ -48,6 +48,7 @@ class Client:
         self.started = time.perf_counter()
         self.next_id = 0
         self.pending: list[dict] = []
+        self.opened: set[str] = set()  # document URIs opened so far
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
@@ -108,15 +109,20 @@ def _position(line: int, character: int) -> dict:
     return {"line": line, "character": character}
 
 
-@pytest.fixture(scope="module")
-def client(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("lsp")
+def _started(folder: Path) -> Client:
     lsp = Client(folder)
     lsp.folder = folder
     result = lsp.request("initialize", {"processId": os.getpid(), "rootUri": folder.as_uri(),
                                         "capabilities": {}})["result"]
     lsp.capabilities = result["capabilities"]
     lsp.notify("initialized", {})
+    return lsp
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory):
+    """One server for the module's tests (each opens the documents it needs)."""
+    lsp = _started(tmp_path_factory.mktemp("lsp"))
     yield lsp
     if os.environ.get("SPECC_LSP_TRANSCRIPT"):
         Path(os.environ["SPECC_LSP_TRANSCRIPT"]).write_text(lsp.dump() + "\n")
@@ -129,8 +135,17 @@ def _open(client: Client, name: str, text: str) -> str:
     path = client.folder / name
     path.write_text(text)
     uri = path.as_uri()
+    client.opened.add(uri)
     client.notify("textDocument/didOpen", {"textDocument": {"uri": uri, "languageId": "cnn", "version": 1,
                                                             "text": text}})
+    return uri
+
+
+def _vgg(client: Client) -> str:
+    """VGG open and analysed without errors, whichever test asks first (each test runs alone too)."""
+    uri = (client.folder / "vgg.cnn").as_uri()
+    if uri not in client.opened:
+        assert client.diagnostics(_open(client, "vgg.cnn", VGG)) == []
     return uri
 
 
@@ -167,8 +182,7 @@ def _check_error(path: Path) -> specc.SpecError:
 
 
 def test_inlay_hints_show_each_lines_shape_and_each_calls_params(client):
-    uri = _open(client, "vgg.cnn", VGG)
-    assert client.diagnostics(uri) == []
+    uri = _vgg(client)
     hints = client.request("textDocument/inlayHint", {"textDocument": {"uri": uri},
                                                       "range": {"start": _position(0, 0), "end": _position(7, 0)}})
     shown = {(h["position"]["line"], h["label"]) for h in hints["result"]}
@@ -195,7 +209,7 @@ def _call_rows(net) -> list[int]:
 
 
 def test_hover_on_a_layer_and_on_a_block_call(client):
-    uri = "file://" + str(client.folder / "vgg.cnn")
+    uri = _vgg(client)
     layer = client.request("textDocument/hover", {"textDocument": {"uri": uri}, "position": _position(6, 14)})
     assert "result" in layer, layer
     text = layer["result"]["contents"]["value"]
@@ -220,7 +234,7 @@ def test_completion_offers_kinds_then_the_layers_arguments(client):
 
 
 def test_definition_of_a_block_call_and_an_import(client):
-    uri = "file://" + str(client.folder / "vgg.cnn")
+    uri = _vgg(client)
     found = client.request("textDocument/definition", {"textDocument": {"uri": uri}, "position": _position(5, 1)})
     assert found["result"]["uri"] == uri and found["result"]["range"]["start"] == _position(2, 0)
     (client.folder / "lib.cnn").write_text("block head(k) { flatten -> fc k }\n")
@@ -259,7 +273,7 @@ def test_columns_are_utf16_units(client):
 
 
 def test_rename_and_symbols(client):
-    uri = "file://" + str(client.folder / "vgg.cnn")
+    uri = _vgg(client)
     edit = client.request("textDocument/rename", {"textDocument": {"uri": uri}, "position": _position(2, 7),
                                                   "newName": "stage"})
     edits = edit["result"]["changes"][uri]
@@ -291,7 +305,10 @@ def test_formatting_goes_through_specc_fmt(client):
     assert (edits or [{"newText": text}])[0]["newText"] == expected
 
 
-def test_shutdown_then_exit_ends_with_status_0(client):
+def test_shutdown_then_exit_ends_with_status_0(tmp_path):
+    client = _started(tmp_path)  # its own server: the shared one serves the other tests in any order
+    _open(client, "vgg.cnn", VGG)
+    assert client.diagnostics((tmp_path / "vgg.cnn").as_uri()) == []
     assert client.request("shutdown", None)["result"] is None
     client.notify("exit", None)
     assert client.proc.wait(timeout=10) == 0
