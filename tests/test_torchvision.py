@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import specc
-from conftest import PARITY_ROWS, torchvision_or_skip
+from conftest import torchvision_or_skip
 from torchvision_counts import DOCUMENTED
 
 SPECS = Path(__file__).resolve().parents[1] / "specs" / "torchvision"
@@ -108,7 +108,7 @@ def _flat_shapes(model) -> list[tuple]:
 
 
 @pytest.mark.parametrize("name", sorted(set(DOCUMENTED) - LARGE))
-def test_parity(name):
+def test_parity(name, record_property):
     torch = pytest.importorskip("torch")
     torchvision = _torchvision()
     size = SIZES.get(name, 64)
@@ -129,8 +129,8 @@ def test_parity(name):
     assert eval_rel <= 1e-5, f"{name}: eval outputs differ by {eval_diff:.3g} ({eval_rel:.3g} relative)"
 
     train_diff = train_step(model, reference, x, name)
-    PARITY_ROWS.append({"model": name, "params": net.param_count, "eval_diff": eval_diff,
-                        "train_diff": train_diff, "checked": "full, in the suite"})
+    record_property("parity", {"model": name, "params": net.param_count, "eval_diff": eval_diff,
+                               "train_diff": train_diff, "checked": "full, in the suite"})
 
 
 def train_step(model, reference, x, name: str) -> float:
@@ -160,7 +160,7 @@ def train_step(model, reference, x, name: str) -> float:
 
 
 @pytest.mark.parametrize("name", sorted(LARGE))
-def test_large_models_on_meta(name, monkeypatch):
+def test_large_models_on_meta(name, monkeypatch, record_property):
     """The largest models, structurally on the meta device (no memory); values in bench/parity_large.py."""
     torch = pytest.importorskip("torch")
     torchvision = _torchvision()
@@ -178,8 +178,9 @@ def test_large_models_on_meta(name, monkeypatch):
     model = specc.load(SPECS / f"{name}.cnn", input_shape=(3, 64, 64)).build(device="meta", weights=reference)
     assert _flat_shapes(model) == _flat_shapes(reference)
     assert sum(p.numel() for p in model.parameters()) == expected_params(name)
-    PARITY_ROWS.append({"model": name, "params": expected_params(name), "eval_diff": None, "train_diff": None,
-                        "checked": "static + meta shapes in the suite; full by bench/parity_large.py"})
+    checked = "static + meta shapes in the suite; full by bench/parity_large.py"
+    record_property("parity", {"model": name, "params": expected_params(name), "eval_diff": None,
+                               "train_diff": None, "checked": checked})
 
 
 def test_transfer_names_the_first_mismatch():
