@@ -9,6 +9,7 @@ size acts on each side (`p(k // 2)` with k = 1x7 gives 0x3).
 from __future__ import annotations
 
 import math
+import operator
 from typing import Any, Callable, NamedTuple
 
 from . import nodes as n
@@ -45,8 +46,9 @@ class CallRef(NamedTuple):
 Ref = LayerRef | BlockRef | CallRef
 
 
-COMPARISONS = {"==": lambda a, b: a == b, "!=": lambda a, b: a != b, "<": lambda a, b: a < b,
-               "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b}
+ARITHMETIC = {"+": operator.add, "-": operator.sub, "*": operator.mul, "//": operator.floordiv, "/": operator.truediv}
+COMPARISONS = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt,
+               ">=": operator.ge}
 
 
 def describe(value: Any) -> str:
@@ -96,15 +98,17 @@ class Evaluator:
         self.blocks = blocks
 
     def evaluate(self, expr: n.Expr, scope: dict[str, Any]) -> Any:
-        if isinstance(expr, n.Num):
+        # By exact type, the commonest first: a deep network evaluates thousands of expressions.
+        kind = type(expr)
+        if kind is n.Name:
+            return scope[expr.id] if expr.id in scope else self.name(expr, scope)
+        if kind is n.Num:
             return self._bounded(expr.value, expr)
-        if isinstance(expr, n.Dims):
+        if kind is n.Dims:
             return expr.values
-        if isinstance(expr, n.Name):
-            return self.name(expr, scope)
-        if isinstance(expr, n.Func):
+        if kind is n.Func:
             return self.func(expr, scope)
-        if isinstance(expr, n.Neg):
+        if kind is n.Neg:
             return self._arith("-", 0, self.operand(expr.operand, scope), expr)
         left, right = self.operand(expr.left, scope), self.operand(expr.right, scope)
         if expr.op in COMPARISONS:
@@ -171,8 +175,7 @@ class Evaluator:
         if op in ("//", "/") and right == 0:
             raise SpecError("division by zero", expr.span)
         try:
-            result = {"+": lambda: left + right, "-": lambda: left - right, "*": lambda: left * right,
-                      "//": lambda: left // right, "/": lambda: left / right}[op]()
+            result = ARITHMETIC[op](left, right)
         except OverflowError:
             raise SpecError("the value is too large", expr.span) from None
         return self._bounded(result, expr)

@@ -55,14 +55,19 @@ class LayerRow(NamedTuple):
         return numel(self.output_shape)
 
 
+MAX_KNOWN = 50_000  # shapes and costs kept (an editor's dict is emptied when it reaches this)
+
+
 class Inferer:
-    def __init__(self, check_annotations: bool = True):
+    def __init__(self, check_annotations: bool = True, known: dict | None = None):
         # `: SHAPE` annotations describe the network at its declared input; at
         # another input (--input) they are not re-asserted.
         self.check_annotations = check_annotations
         self.rows: list[LayerRow] = []
         self.producer: LayerNode | MergeNode | None = None  # what made the current shape, for hints
-        self._known: dict[tuple, tuple] = {}  # (kind, arguments, input shape) -> (output shape, cost)
+        # (id of the arguments, input shape) -> (the arguments, output shape, cost); an editor passes its own
+        # dict, kept from one analysis to the next (each entry holds its Args, so the id stays theirs).
+        self._known: dict[tuple, tuple] = {} if known is None else known
 
     def seq(self, seq: SeqNode, shape: tuple, prefix: ModulePath | None) -> tuple:
         for item in seq.items:
@@ -80,16 +85,20 @@ class Inferer:
     def layer(self, node: LayerNode, shape: tuple, path: ModulePath) -> tuple:
         kind = node.kind
         node.in_shape = shape
-        # A block repeated at one input size repeats its layers' arithmetic: compute each
-        # (kind, arguments, input) once. A flatten's output remembers its input, so it is not shared.
-        key = (kind.name, tuple(node.args.items()), shape) if type(shape) is tuple else None
+        # A block repeated at one input size repeats its layers' arithmetic: compute each (arguments,
+        # input) once. Equal layers share one Args (expand resolves each once; Args are never changed),
+        # kept alive by the tree, so its id stands for kind and values. A flatten's output remembers its
+        # input, so it is not shared.
+        key = (id(node.args), shape) if type(shape) is tuple else None
         known = self._known.get(key) if key is not None else None
-        if known is None:
-            known = self._shape_and_cost(node, shape)
+        if known is None or known[0] is not node.args:
+            known = (node.args, *self._shape_and_cost(node, shape))
             if key is not None:
+                if len(self._known) >= MAX_KNOWN:
+                    self._known.clear()
                 self._known[key] = known
-        out, cost = known
-        node.out_shape = tuple(out)
+        _, out, cost = known
+        node.out_shape = out if type(out) is tuple else tuple(out)
         self.rows.append(LayerRow(path, node.text, kind.name, node.out_shape, cost.params, cost.buffers,
                                   cost.macs, node.span.line))
         self.producer = node
@@ -176,8 +185,8 @@ def _where(span) -> str:
     return f"{span.origin[0]}:{span.line}" if span.origin else f"line {span.line}"
 
 
-def infer(root: SeqNode, input_shape: tuple[int, ...], check_annotations: bool = True
+def infer(root: SeqNode, input_shape: tuple[int, ...], check_annotations: bool = True, known: dict | None = None
           ) -> tuple[tuple[int, ...], list[LayerRow]]:
-    inferer = Inferer(check_annotations)
+    inferer = Inferer(check_annotations, known)
     out = inferer.seq(root, tuple(input_shape), None)
     return tuple(out), inferer.rows
