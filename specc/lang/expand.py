@@ -7,6 +7,7 @@ the module name when the network is built.
 """
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -22,7 +23,7 @@ MAX_LAYERS = 100_000  # guards against `relu * 10**9`, which would exhaust memor
 MAX_CALLS = 20_000  # 136 times the most a shipped spec makes (efficientnet_v2_l: 147)
 
 
-@dataclass
+@dataclass(slots=True)
 class LayerNode:
     kind: LayerKind
     args: Args
@@ -36,7 +37,7 @@ class LayerNode:
     out_shape: tuple[int, ...] = ()
 
 
-@dataclass
+@dataclass(slots=True)
 class SeqNode:
     span: Span | None
     text: str = ""  # a block call as written: `bneck(16, k, exp)`
@@ -51,7 +52,7 @@ class SeqNode:
         self.items.append(node)
 
 
-@dataclass
+@dataclass(slots=True)
 class MergeNode:
     kind: MergeKind
     branches: list[SeqNode]
@@ -61,7 +62,7 @@ class MergeNode:
     out_shape: tuple[int, ...] = ()
 
 
-@dataclass
+@dataclass(slots=True)
 class CheckNode:
     """A `: SHAPE` annotation: the shape at this point must equal `dims` (None: any size)."""
 
@@ -70,15 +71,49 @@ class CheckNode:
     name: str = ""
 
 
+class Memo:
+    """What one expansion lends the next: an editor analyses a document again at every change, and the
+    files it imports are parsed once (the same node objects each time), so the expansions of the block
+    calls and the resolved arguments of the layers written in them carry over. Keys hold node ids and
+    the context the entry was made in (the globals' values, the block names); each entry holds its node,
+    so the id cannot be reused by another while the entry exists, and it is used only for that node."""
+
+    def __init__(self, size: int = 2048):
+        self.size = size
+        self.expansions: OrderedDict[tuple, tuple[n.Block, _Expansion]] = OrderedDict()
+        self.resolved: OrderedDict[tuple, tuple[n.Layer, tuple[Args, dict[str, Span]]]] = OrderedDict()
+
+    @staticmethod
+    def get(table: OrderedDict, key: tuple, node):
+        entry = table.get(key)
+        if entry is None or entry[0] is not node:
+            return None
+        table.move_to_end(key)
+        return entry[1]
+
+    def put(self, table: OrderedDict, key: tuple, node, value) -> None:
+        table[key] = (node, value)
+        if len(table) > self.size:
+            table.popitem(last=False)
+
+
 class Expander:
-    def __init__(self, spec: n.SpecFile, overrides: dict[str, Any]):
+    def __init__(self, spec: n.SpecFile, overrides: dict[str, Any], memo: Memo | None = None):
         self.spec = spec
         self.layer_count = 0
         self.call_count = 0
         self.values = Evaluator(spec.blocks)
         self._names: dict[int, tuple[str, ...]] = {}  # id(n.Layer) -> the names its arguments mention
         self._resolved: dict[tuple, tuple[Args, dict[str, Span]]] = {}
+        # A block called again at the same call site with the same argument values expands to the
+        # same layers (its body sees only its arguments and the globals): the first expansion is kept
+        # and later ones are copies of it, which is most of a deep network's expansion.
+        self._expansions: dict[tuple, _Expansion] = {}
+        self._called: list[n.Block] = []  # every block expanded so far, in order, for the expansions' sets
         self.globals = self._params(overrides)
+        # Entries for nodes of imported files go to the memo, under the context they depend on.
+        self._memo = memo
+        self._context = _key(tuple(sorted(spec.blocks)), list(self.globals.items())) if memo else None
         # Resolved once, grouped by kind, so a layer looks only at its own kind's defaults.
         self.defaults: dict[str, list[tuple[n.Default, dict]]] = {}
         for default in spec.defaults:
@@ -156,14 +191,23 @@ class Expander:
         names = self._names.get(id(layer))
         if names is None:
             names = self._names[id(layer)] = tuple(sorted(_mentioned(layer.args)))
-        try:
-            key = (id(layer), kind.name, tuple(scope.get(name) for name in names))
-            hash(key)
-        except TypeError:  # a block call passed as a value: not worth a key
+        key = _key(id(layer), kind.name, [scope.get(name) for name in names])
+        if key is None:  # a block call passed as a value: not worth a key
             return self._resolve_now(kind, layer, scope)
-        if key not in self._resolved:
-            self._resolved[key] = self._resolve_now(kind, layer, scope)
-        return self._resolved[key]
+        resolved = self._resolved.get(key)
+        if resolved is None:
+            lent = self._lent(layer)
+            resolved = lent and lent.get(lent.resolved, key + self._context, layer)
+            if resolved is None:
+                resolved = self._resolve_now(kind, layer, scope)
+                if lent:
+                    lent.put(lent.resolved, key + self._context, layer, resolved)
+            self._resolved[key] = resolved
+        return resolved
+
+    def _lent(self, node) -> Memo | None:
+        """The memo, for a node of an imported file when the context has a key."""
+        return self._memo if self._context is not None and node.span.origin is not None else None
 
     def _resolve_now(self, kind: LayerKind, layer: n.Layer, scope) -> tuple[Args, dict[str, Span]]:
         bound: dict[str, tuple[Any, Span]] = {}
@@ -298,13 +342,43 @@ class Expander:
         if self.call_count > MAX_CALLS:
             raise SpecError(f"the spec expands to more than {MAX_CALLS} block calls", call.span,
                             hint="a block called inside a repeated block is expanded at every repetition")
-        local = dict(self.globals)
         values = self._call_args(block, call, scope)
-        local.update(values)
+        # What the expansion depends on: the block, its argument values, where it is called (the call's
+        # span and text, and the calls around it, name the nodes and their notes) and, for the memo, the
+        # context. A block of an imported file takes that file's defaults only, so the memo holds those.
+        key = _key(id(block), call.span, call.text, calls, list(values.values()))
+        known = self._expansions.get(key) if key is not None else None
+        lent = self._lent(block) if key is not None else None
+        if known is None and lent:
+            known = lent.get(lent.expansions, key + self._context, block)
+            if known is not None and any(self.spec.blocks.get(name) is not b for name, b in known.blocks.items()):
+                known = None  # a block it expands is defined anew
+        if known is not None and self._reusable(known, stack):
+            return self._reuse(known)
+        layers, calls_before, called = self.layer_count, self.call_count, len(self._called)
+        self._called.append(block)
         seq = SeqNode(call.span, text=call.text, resolved=call_text(block.name, values.values()))
         where = f"in {call.text} at line {call.span.line}"
-        self._chain(block.body, local, seq, stack + (block.name,), calls + (where,))
+        self._chain(block.body, {**self.globals, **values}, seq, stack + (block.name,), calls + (where,))
+        if key is not None:
+            blocks = {b.name: b for b in self._called[called:]}
+            known = self._expansions[key] = _Expansion(seq, self.layer_count - layers,
+                                                       self.call_count - calls_before, blocks)
+            if lent:
+                lent.put(lent.expansions, key + self._context, block, known)
         return seq
+
+    def _reusable(self, known: _Expansion, stack: tuple[str, ...]) -> bool:
+        """Whether a copy is what expanding again would give: expanding again would instead raise where
+        the copy would take a block already on the stack, or pass a limit (at the exact layer or call)."""
+        return (known.blocks.keys().isdisjoint(stack) and self.layer_count + known.layers <= MAX_LAYERS
+                and self.call_count + known.calls <= MAX_CALLS)
+
+    def _reuse(self, known: _Expansion) -> SeqNode:
+        self.layer_count += known.layers
+        self.call_count += known.calls
+        self._called.extend(known.blocks.values())
+        return _copy(known.seq)
 
     def _call_args(self, block: n.Block, call: n.Call, scope) -> dict[str, Any]:
         signature = _Signature(block)  # spelled out only for a message
@@ -328,6 +402,40 @@ class Expander:
             if param not in values:
                 values[param] = self.evaluate(block.defaults[param], {**self.globals, **values})
         return {p: values[p] for p in block.params}
+
+
+class _Expansion(NamedTuple):
+    seq: SeqNode  # the first expansion (shapes are filled in later; copies take none of them)
+    layers: int  # layers in it
+    calls: int  # block calls in it, not counting its own
+    blocks: dict[str, n.Block]  # the blocks it expands, itself included, by name
+
+
+def _copy(node):
+    """A copy of an expanded node, without the shapes infer() writes: the copy gets its own."""
+    kind = type(node)
+    if kind is LayerNode:
+        return LayerNode(node.kind, node.args, node.span, node.text, node.arg_spans, node.calls, node.name)
+    if kind is SeqNode:
+        return SeqNode(node.span, node.text, list(map(_copy, node.items)), node.name, node.counts, node.resolved)
+    if kind is MergeNode:
+        return MergeNode(node.kind, [_copy(branch) for branch in node.branches], node.span, node.calls, node.name)
+    return node  # a CheckNode: nothing writes to it
+
+
+def _key(*parts) -> tuple | None:
+    """A cache key from `parts`, where values are told apart by type too (1, 1.0 and True are equal in
+    Python but not in a spec: `conv 3x3 c` takes c=1 and refuses c=1.0); None if a value is unhashable."""
+    key = tuple(tuple(map(_typed, part)) if isinstance(part, list) else part for part in parts)
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
+def _typed(value):
+    return (type(value), tuple(map(_typed, value)) if isinstance(value, tuple) else value)
 
 
 def _mentioned(node) -> set[str]:
