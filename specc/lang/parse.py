@@ -358,33 +358,38 @@ class ToNodes(Transformer):
         return ("import", n.Import(str(children[0])[1:-1], _meta_span(meta), settings))
 
     def start(self, meta, children):
-        spec = n.SpecFile(self.path, self.source)
-        seen: dict[str, Span] = {}
-        for item in children:
-            if isinstance(item, n.Chain):
-                spec.body = item
-                continue
-            kind, decl = item
-            if kind in ("network", "input"):
-                span = decl[1] if kind == "network" else decl.span
-                _once(seen, kind, f"'{kind}' is given twice", span)
-                setattr(spec, kind, decl)
-            elif kind == "param":
-                _once(seen, "param " + decl.name, f"param '{decl.name}' is defined twice", decl.span)
-                spec.params.append(decl)
-            elif kind == "default":
-                spec.defaults.append(decl)
-            elif kind == "import":
-                spec.imports.append(decl)
-            elif kind == "train":
-                _once(seen, "train", "the 'train' section is given twice", decl[1])
-                spec.train = decl[0]
-            else:
-                _once(seen, "block " + decl.name, f"block '{decl.name}' is defined twice", decl.span)
-                if len(set(decl.params)) != len(decl.params):
-                    raise SpecError(f"block '{decl.name}' names a parameter twice", decl.span)
-                spec.blocks[decl.name] = decl
-        return spec
+        return assemble(self.path, self.source, children)
+
+
+def assemble(path: str, source: str, items) -> n.SpecFile:
+    """The file's declarations and body (the `start` rule's children) gathered into a SpecFile."""
+    spec = n.SpecFile(path, source)
+    seen: dict[str, Span] = {}
+    for item in items:
+        if isinstance(item, n.Chain):
+            spec.body = item
+            continue
+        kind, decl = item
+        if kind in ("network", "input"):
+            span = decl[1] if kind == "network" else decl.span
+            _once(seen, kind, f"'{kind}' is given twice", span)
+            setattr(spec, kind, decl)
+        elif kind == "param":
+            _once(seen, "param " + decl.name, f"param '{decl.name}' is defined twice", decl.span)
+            spec.params.append(decl)
+        elif kind == "default":
+            spec.defaults.append(decl)
+        elif kind == "import":
+            spec.imports.append(decl)
+        elif kind == "train":
+            _once(seen, "train", "the 'train' section is given twice", decl[1])
+            spec.train = dict(decl[0])  # its own: a reparsed statement's nodes are shared
+        else:
+            _once(seen, "block " + decl.name, f"block '{decl.name}' is defined twice", decl.span)
+            if len(set(decl.params)) != len(decl.params):
+                raise SpecError(f"block '{decl.name}' names a parameter twice", decl.span)
+            spec.blocks[decl.name] = decl
+    return spec
 
 
 def _once(seen: dict[str, Span], key: str, message: str, span: Span) -> None:
