@@ -1,9 +1,11 @@
 """How long `specc lsp` takes to analyse a change, for every shipped spec, in-process.
 
 A change is what the server does on each didChange: analyse the document again (parse, imports
-through the cache, expand, infer) and convert the first error to a diagnostic. Each spec is
-edited back and forth (a space added and removed: a full re-analysis, as any edit is), and once
-broken at its end (a dangling `->`, so the parse fails and is repaired for the shapes before it).
+through the cache, expand, infer) and convert the first error to a diagnostic, with the server's
+caches (statements the edit did not touch, imported blocks' expansions, layers' shapes) and its
+garbage-collector settings. Each spec is edited back and forth (a space typed at its end and in its
+middle line, and removed), and once broken at its end (a dangling `->`, so the parse fails and is
+repaired for the shapes before it).
 The baseline column is a full `specc.load` of the file. Inlay hints are computed when the editor
 asks for them, not on a change; their cost is shown too. Torch is never imported.
 
@@ -22,8 +24,8 @@ sys.path.insert(0, str(ROOT))
 
 import specc  # noqa: E402
 from specc.tools.lsp import features as lsp_features  # noqa: E402
-from specc.tools.lsp.server import SpecServer  # noqa: E402
-from specc.tools.lsp.analysis import ImportCache, analyse  # noqa: E402
+from specc.tools.lsp.server import SpecServer, quiet_collector  # noqa: E402
+from specc.tools.lsp.analysis import AnalysisCache, analyse  # noqa: E402
 
 BUDGET_MS = 20.0
 CLOCK = time.perf_counter  # --cpu: time.process_time, this process's CPU time (a shared machine's load aside)
@@ -45,12 +47,16 @@ def p95(values: list[float]) -> float:
 
 def bench(path: Path, repeat: int, server: SpecServer) -> dict:
     text = path.read_text()
-    cache = ImportCache()
-    edits = [text, text + " "]
+    cache = AnalysisCache()
+    lines = text.split("\n")
+    middle = len(lines) // 2
+    # Typing at the end of the file and in its middle line (a space: the statement it is in is parsed
+    # again, and everything after it is analysed again).
+    edits = [text, text + " ", "\n".join(lines[:middle] + [lines[middle] + " "] + lines[middle + 1:])]
     broken = text.rstrip() + "\n->\n"
 
     def change(i: int, source: str | None = None) -> None:
-        result = analyse(source or edits[i % 2], str(path), {}, cache)
+        result = analyse(source or edits[i % len(edits)], str(path), {}, cache)
         server.diagnostics(path.as_uri(), result)
 
     change(0)  # the document as opened: imported files enter the cache
@@ -72,6 +78,7 @@ def main() -> int:
     CLOCK = time.process_time if args.cpu else time.perf_counter
     specs = [p.resolve() for p in args.specs] or sorted((ROOT / "specs").glob("*.cnn")) + sorted((ROOT / "specs/torchvision").glob("*.cnn"))
     server = SpecServer()  # only its diagnostics conversion; nothing is started
+    quiet_collector()  # the server's garbage-collector settings
     from lsprotocol import types
     from pygls.workspace import Workspace
     server.protocol._workspace = Workspace(None, position_encoding=types.PositionEncodingKind.Utf16)

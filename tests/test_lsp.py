@@ -20,7 +20,7 @@ from conftest import ROOT, SPECS
 from specc.lang.expand import LayerNode, SeqNode
 from specc.lang.registry import REGISTRY
 from specc.tools.lsp import features
-from specc.tools.lsp.analysis import analyse
+from specc.tools.lsp.analysis import AnalysisCache, analyse
 from specc.tools.lsp.modules import MODULE_TEXT, module_text
 
 ALEXNET_227 = "# AlexNet with a hand-written nn.Linear(6400, 4096), at 227 px\n" + conftest.ALEXNET_227
@@ -342,6 +342,44 @@ def test_every_error_is_the_one_specc_check_reports(spec):
             assert result.error is None
 
 
+def _tree(node):
+    """An expanded, inferred tree as data: names, kinds, arguments, shapes, texts and notes."""
+    if isinstance(node, LayerNode):
+        return ("layer", node.name, node.kind.name, dict(node.args), node.in_shape, node.out_shape, node.text,
+                node.span, node.calls)
+    if isinstance(node, SeqNode):
+        return ("seq", node.name, node.text, node.resolved, node.span, [_tree(item) for item in node.items])
+    if hasattr(node, "branches"):
+        return ("merge", node.name, node.kind.name, node.out_shape, [_tree(b) for b in node.branches])
+    return ("check", node.dims)
+
+
+# Edits an editor's caches must follow: import settings and params (the globals every imported block
+# sees), the input size (every shape), a document default, a stage's arguments, and back.
+EDITS = [("eps = 0.001", "eps = 0.01"), ("width_mult = 1.0", "width_mult = 1.5"), ("classes = 1000", "classes = 7"),
+         ("input 3x224x224", "input 3x96x96"), ("param classes", "default conv bias=true\nparam classes"),
+         ("stochastic_depth = 0.1", "stochastic_depth = 0.3"), ("features_b()", "features_b() -> features_b()"),
+         ("blocks = 3 + 3 + 9 + 3", "blocks = 2 + 2 + 2 + 2")]
+
+
+@pytest.mark.parametrize("name", ["efficientnet_b0", "mobilenet_v3_small", "convnext_tiny", "regnet_y_400mf"])
+def test_an_editors_caches_give_what_specc_check_gives(name):
+    """One server's caches through a sequence of edits (and back to the original): every analysis is
+    specc check's, layer for layer, or its error."""
+    path = SPECS / "torchvision" / f"{name}.cnn"
+    original = path.read_text()
+    texts = [original] + [original.replace(old, new) for old, new in EDITS if old in original] + [original]
+    cache = AnalysisCache()
+    for text in texts + texts[::-1]:
+        result = analyse(text, str(path), {}, cache)
+        try:
+            net = specc.loads(text, path=str(path))
+        except specc.SpecError as err:
+            assert str(result.error) == str(err)
+        else:
+            assert result.error is None and _tree(result.graph) == _tree(net.graph)
+
+
 def test_hints_before_an_error_match_specc_check_without_it():
     broken = ALEXNET_227.replace("in=6400", "in=100")
     result = analyse(broken, "a.cnn")
@@ -436,7 +474,7 @@ import sys
 from specc.cli import main
 from specc.tools.lsp.server import make_server
 from specc.tools.lsp import features as f
-from specc.tools.lsp.analysis import analyse
+from specc.tools.lsp.analysis import AnalysisCache, analyse
 make_server()
 for path in sys.argv[1:]:
     text = open(path).read()

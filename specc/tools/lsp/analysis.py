@@ -7,8 +7,10 @@ still shows the shapes before a mistake. A text that does not parse is parsed ag
 mistake (with open brackets closed) for the same purpose.
 
 Imported files are parsed once per text (a cache keyed by path and text: most edits are to the
-document, not its libraries), and an import that names a document open in the editor reads the
-editor's unsaved text. Torch-free, like everything `specc check` runs.
+document, not its libraries); the document's unchanged statements (lang/reparse.py), the imported
+blocks' expansions (expand.Memo) and layers' shapes carry over from one analysis to the next; an
+import that names a document open in the editor reads the editor's unsaved text. Torch-free, like
+everything `specc check` runs.
 """
 from __future__ import annotations
 
@@ -21,11 +23,12 @@ from typing import Any, Callable, Iterator, Mapping
 
 from ...lang import nodes as n
 from ...lang.errors import SpecError
-from ...lang.expand import Expander, SeqNode, expand
+from ...lang.expand import Expander, Memo, SeqNode, expand
 from ...lang.imports import link
 from ...lang.files import MAX_SPEC_BYTES
 from ...lang.infer import infer
 from ...lang.parse import parse
+from ...lang.reparse import StatementCache, reparse
 from ...network import _input_shape
 
 # Most repairs a text that does not parse gets before its shapes are given up (each is one parse).
@@ -54,13 +57,18 @@ class Analysis:
         return self.text.split("\n")
 
 
-class ImportCache:
-    """Parsed imported files by (absolute path, text), and the editor's unsaved texts by path."""
+class AnalysisCache:
+    """What the server's analyses share: parsed imported files by (absolute path, text), the documents'
+    parsed statements, the expansions of the imported blocks, and the shapes and costs of layers."""
 
     def __init__(self, size: int = IMPORT_CACHE_SIZE):
         self.size = size
         self._parsed: OrderedDict[tuple[str, str, str], n.SpecFile] = OrderedDict()
         self.latest: dict[str, n.SpecFile] = {}  # real path -> its last parse, to follow import chains
+        # The expansions of the imported files' blocks, lent from one analysis to the next.
+        self.memo = Memo()
+        self.shapes: dict = {}  # infer()'s shapes and costs of layers, kept the same way
+        self.statements = StatementCache()  # the documents' parsed statements (reparse.py)
 
     def parse(self, target: Path, display: str, text: str) -> n.SpecFile:
         key = (str(target), display, text)
@@ -79,11 +87,11 @@ class ImportCache:
 
 
 def analyse(text: str, path: str, open_texts: Mapping[str, str] | None = None,
-            cache: ImportCache | None = None) -> Analysis:
+            cache: AnalysisCache | None = None) -> Analysis:
     """Analyse `text` as the spec at `path`; `open_texts` maps absolute paths to editors' texts."""
     result = Analysis(path, text)
     try:
-        _run(result, open_texts or {}, cache or ImportCache())
+        _run(result, open_texts or {}, cache or AnalysisCache())
     except RecursionError:
         result.error = result.error or SpecError("the spec nests too deeply", path=path, source=text)
     if result.error is not None:
@@ -91,15 +99,15 @@ def analyse(text: str, path: str, open_texts: Mapping[str, str] | None = None,
     return result
 
 
-def _run(result: Analysis, open_texts: Mapping[str, str], cache: ImportCache) -> None:
-    spec = _parse(result)
+def _run(result: Analysis, open_texts: Mapping[str, str], cache: AnalysisCache) -> None:
+    spec = _parse(result, cache)
     if spec is None:
         return
     result.spec = spec
     _record(result, lambda: link(spec, result.path, unsaved=open_texts,
                                  parse_file=_through(cache, result.imported)))
     result.library = spec.body is None and spec.input is None
-    expander = _record(result, lambda: Expander(spec, {}))
+    expander = _record(result, lambda: Expander(spec, {}, cache.memo))
     if expander is None:
         return
     result.scope = expander.globals
@@ -113,7 +121,7 @@ def _run(result: Analysis, open_texts: Mapping[str, str], cache: ImportCache) ->
     result.graph = root
     shape = _record(result, lambda: _input_shape(spec, None))
     if shape is not None:
-        _record(result, lambda: infer(root, shape, check_annotations=True))
+        _record(result, lambda: infer(root, shape, check_annotations=True, known=cache.shapes))
 
 
 def _record(result: Analysis, phase: Callable[[], Any]) -> Any:
@@ -126,15 +134,15 @@ def _record(result: Analysis, phase: Callable[[], Any]) -> Any:
         return None
 
 
-def _parse(result: Analysis) -> n.SpecFile | None:
+def _parse(result: Analysis, cache: AnalysisCache) -> n.SpecFile | None:
     try:
-        return parse(result.text, result.path)
+        return reparse(result.text, result.path, cache.statements)
     except SpecError as err:
         result.error = err
     result.parsed = False
     for text in _repairs(result.text, result.error):
         try:
-            return parse(text, result.path)
+            return reparse(text, result.path, cache.statements)  # the statements before the cut are known
         except (SpecError, RecursionError):
             continue
     return None
@@ -184,7 +192,7 @@ def line_offsets(text: str) -> list[int]:
 
 
 # --- imports parsed through the cache, reading the editor's open documents -------------------
-def _through(cache: ImportCache, imported: set[str]):
+def _through(cache: AnalysisCache, imported: set[str]):
     """link()'s parse_file: each imported file parsed through `cache`, its path recorded."""
     def parse_file(target: Path, display: str, text: str) -> n.SpecFile:
         imported.add(os.path.abspath(target))
