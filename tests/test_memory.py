@@ -4,7 +4,8 @@
   torch.autograd.graph.saved_tensors_hooks on the single built layer, so a wrong claim fails.
 - The estimated peak of a steady training step is held to the CPU allocator's measured peak
   (specc.runtime.memory.measure_training_peaks: the profiler's allocation events in the second step)
-  within 10%, for every spec in specs/ and specs/torchvision/ at batches 2 and 4 on a small input,
+  within 10%, for every spec in specs/ and specs/torchvision/ at batches 2 and 4 on a small input
+  (the two over 150M parameters are measured by bench/memory.py --all),
   and for networks at sizes where the activations, not the weights, take most of the memory.
 - The summary's memory columns and header.
 """
@@ -22,13 +23,6 @@ from specc.tools.summary import human_count, summary_dict
 
 TOLERANCE = 0.10
 LARGE = {"regnet_y_128gf", "convnext_large"}  # too large for the suite's CPU
-# Measuring each of these takes 2.5-6 s of CPU (two training steps of 40-150M parameters, or of deep
-# stacks), which the suite's time budget cannot hold: bench/memory.py --all measures them, and their
-# families' smaller members are measured here.
-BENCH_ONLY = {"vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn", "efficientnet_b5",
-              "efficientnet_b6", "efficientnet_b7", "efficientnet_v2_m", "efficientnet_v2_l", "convnext_base",
-              "regnet_x_32gf", "regnet_y_16gf", "regnet_y_32gf", "wide_resnet101_2", "resnext101_32x8d",
-              "resnext101_64x4d", "resnet152", "densenet201"}
 SIDES = (32, 48, 64, 96)  # the smallest each spec accepts (Inception-v3 needs 75)
 THREADS = 1  # the oracle's fixed thread count, given to the estimate too (see measure_training_peaks)
 
@@ -126,7 +120,7 @@ def _assert_close(net, batch, measured, **optimizer):
 
 
 SHIPPED = [p for p in sorted(SPECS.glob("*.cnn")) + sorted(SPECS.glob("torchvision/*.cnn"))
-           if p.parent == SPECS or p.stem not in LARGE | BENCH_ONLY]
+           if p.parent == SPECS or p.stem not in LARGE]
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: str(p.relative_to(SPECS)))
