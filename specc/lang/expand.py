@@ -45,6 +45,8 @@ class SeqNode:
     name: str = ""
     counts: dict[str, int] = field(default_factory=dict)
     resolved: str = ""  # a block call with its argument values: `bneck(16, 3, 72)`
+    block: n.Block | None = None  # a block call's block and argument values (export writes them as code)
+    block_args: dict[str, Any] | None = None
 
     def add(self, node, base: str) -> None:
         self.counts[base] = self.counts.get(base, 0) + 1
@@ -357,7 +359,8 @@ class Expander:
             return self._reuse(known)
         layers, calls_before, called = self.layer_count, self.call_count, len(self._called)
         self._called.append(block)
-        seq = SeqNode(call.span, text=call.text, resolved=call_text(block.name, values.values()))
+        seq = SeqNode(call.span, text=call.text, resolved=call_text(block.name, values.values()), block=block,
+                      block_args=values)
         where = f"in {call.text} at line {call.span.line}"
         self._chain(block.body, {**self.globals, **values}, seq, stack + (block.name,), calls + (where,))
         if key is not None:
@@ -417,7 +420,8 @@ def _copy(node):
     if kind is LayerNode:
         return LayerNode(node.kind, node.args, node.span, node.text, node.arg_spans, node.calls, node.name)
     if kind is SeqNode:
-        return SeqNode(node.span, node.text, list(map(_copy, node.items)), node.name, node.counts, node.resolved)
+        return SeqNode(node.span, node.text, list(map(_copy, node.items)), node.name, node.counts, node.resolved,
+                       node.block, node.block_args)
     if kind is MergeNode:
         return MergeNode(node.kind, [_copy(branch) for branch in node.branches], node.span, node.calls, node.name)
     return node  # a CheckNode: nothing writes to it

@@ -50,31 +50,11 @@ class ExportError(Exception):
     """A network specc cannot export (a message for the user, not a traceback)."""
 
 
-# --- re-expansion that remembers each block call's argument values --------------------
-class _RecordingExpander(Expander):
-    """Expander that tags each block call's SeqNode with its block and argument values."""
-
-    def __init__(self, spec, overrides):
-        self._pending: list[tuple[Any, dict]] = []
-        super().__init__(spec, overrides)
-
-    def _call_args(self, block, call, scope):
-        values = super()._call_args(block, call, scope)
-        self._pending.append((block, values))
-        return values
-
-    def _call(self, call, scope, stack, calls):
-        depth = len(self._pending)
-        seq = super()._call(call, scope, stack, calls)
-        block, values = self._pending.pop()
-        assert len(self._pending) == depth, "block calls are recorded innermost first"
-        seq.block, seq.block_args = block, values
-        return seq
-
-
+# --- the layer tree again, at the values of params being probed ---------------------------
 def _expansion(net, spec, overrides: dict) -> SeqNode:
-    """net's layer tree again (analysed at its input), with block arguments recorded; SpecError if invalid."""
-    graph = _RecordingExpander(spec, overrides).expand()
+    """net's layer tree again (analysed at its input; each call's SeqNode has its block and arguments);
+    SpecError if invalid."""
+    graph = Expander(spec, overrides).expand()
     infer(graph, net.input_shape, check_annotations=False)
     return graph
 
