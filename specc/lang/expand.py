@@ -381,7 +381,7 @@ class Expander:
         self.layer_count += known.layers
         self.call_count += known.calls
         self._called.extend(known.blocks.values())
-        return _copy(known.seq)
+        return copy_tree(known.seq)
 
     def _call_args(self, block: n.Block, call: n.Call, scope) -> dict[str, Any]:
         signature = _Signature(block)  # spelled out only for a message
@@ -414,16 +414,17 @@ class _Expansion(NamedTuple):
     blocks: dict[str, n.Block]  # the blocks it expands, itself included, by name
 
 
-def _copy(node):
-    """A copy of an expanded node, without the shapes infer() writes: the copy gets its own."""
+def copy_tree(node):
+    """A copy of an expanded tree without the shapes infer() writes, which the copy gets of its own
+    (arguments, spans and texts are shared: nothing changes them)."""
     kind = type(node)
     if kind is LayerNode:
         return LayerNode(node.kind, node.args, node.span, node.text, node.arg_spans, node.calls, node.name)
     if kind is SeqNode:
-        return SeqNode(node.span, node.text, list(map(_copy, node.items)), node.name, node.counts, node.resolved,
-                       node.block, node.block_args)
+        return SeqNode(node.span, node.text, list(map(copy_tree, node.items)), node.name, node.counts,
+                       node.resolved, node.block, node.block_args)
     if kind is MergeNode:
-        return MergeNode(node.kind, [_copy(branch) for branch in node.branches], node.span, node.calls, node.name)
+        return MergeNode(node.kind, list(map(copy_tree, node.branches)), node.span, node.calls, node.name)
     return node  # a CheckNode: nothing writes to it
 
 

@@ -8,14 +8,13 @@ module, so a merge's count is its branches' sum). Importing this module imports 
 """
 from __future__ import annotations
 
-import copy
 from typing import NamedTuple
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from ..lang.errors import SpecError, shape_str
-from ..lang.expand import CheckNode, MergeNode, SeqNode
+from ..lang.expand import CheckNode, MergeNode, SeqNode, copy_tree
 from ..lang.infer import infer
 from ..lang.registry import MERGES
 from ..network import Network, _override_shape
@@ -44,7 +43,7 @@ def at_input(net: Network, input_shape) -> Network:
     shape = _override_shape(input_shape)
     if shape == net.input_shape:
         return net
-    graph = copy.deepcopy(net.graph)
+    graph = copy_tree(net.graph)
     try:
         if len(shape) not in (1, 3) or min(shape, default=0) < 1:
             raise SpecError(f"input must be CxHxW or a number of features, all positive, got {shape_str(shape)}")
