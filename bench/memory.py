@@ -10,6 +10,7 @@ suite's sizes), including the models the suite leaves to this script as too slow
     python bench/memory.py                      # SGD with momentum 0.9, as issue 11 measured
     python bench/memory.py --momentum 0         # the default recipe's plain SGD
     python bench/memory.py --optimizer adam --all
+    python bench/memory.py --layout nchw       # both formats are modelled; the default is specc train's
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import specc  # noqa: E402
-from specc.lang.memory import training_memory  # noqa: E402
+from specc.lang.memory import train_channels_last, training_memory  # noqa: E402
 
 # (spec, input side or None for the spec's own, batch): issue 11's rows
 ISSUE_ROWS = [
@@ -66,15 +67,17 @@ def all_rows() -> list[tuple[str, int | None, tuple[int, ...]]]:
 def measure_row(path: str, side: int | None, batches: tuple[int, ...], args) -> list[str]:
     from specc.runtime.memory import ORACLE_THREADS, measure_training_peaks
     net = load(path, side)
-    peaks = measure_training_peaks(net, batches, optimizer=args.optimizer, momentum=args.momentum)
+    layout = {"nchw": False, "channels-last": True}.get(args.layout, train_channels_last(net, "cpu"))
+    settings = {"optimizer": args.optimizer, "momentum": args.momentum, "channels_last": layout}
+    peaks = measure_training_peaks(net, batches, **settings)
     lines = []
     for batch in batches:
-        estimate = training_memory(net, batch, optimizer=args.optimizer, momentum=args.momentum,
-                                   threads=ORACLE_THREADS).total
+        estimate = training_memory(net, batch, threads=ORACLE_THREADS, **settings).total
         name = Path(path).stem if "torchvision" not in path else f"torchvision {Path(path).stem}"
         shown = f"{name} ({side} px)" if side else name
         error = estimate / peaks[batch] - 1
-        lines.append(f"| {shown} @{batch} | {estimate / MIB:.1f} MiB | {peaks[batch] / MIB:.1f} MiB | {error:+.1%} |")
+        lines.append(f"| {shown} @{batch} | {'channels_last' if layout else 'NCHW'} | {estimate / MIB:.1f} MiB | "
+                     f"{peaks[batch] / MIB:.1f} MiB | {error:+.1%} |")
     return lines
 
 
@@ -83,6 +86,8 @@ def main() -> int:
     parser.add_argument("--optimizer", choices=("sgd", "adam", "adamw"), default="sgd")
     parser.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default 0.9, as issue 11)")
     parser.add_argument("--all", action="store_true", help="also every shipped spec at batches 2 and 4, small input")
+    parser.add_argument("--layout", choices=("train", "nchw", "channels-last"), default="train",
+                        help="memory format (default: the one specc train uses on the CPU for each spec)")
     args = parser.parse_args()
     rows = [(path, side, (batch,)) for path, side, batch in ISSUE_ROWS]
     if args.all:
@@ -92,7 +97,7 @@ def main() -> int:
         label += f" momentum {args.momentum:g}"
     print(f"float32, CPU, {label}: specc's estimate against the allocator's peak in the second training step",
           flush=True)
-    print("| spec @ batch | specc estimate | measured peak | error |\n|---|---|---|---|", flush=True)
+    print("| spec @ batch | layout | specc estimate | measured peak | error |\n|---|---|---|---|---|", flush=True)
     started = time.perf_counter()
     for path, side, batches in rows:
         for line in measure_row(path, side, batches, args):

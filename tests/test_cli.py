@@ -53,7 +53,8 @@ def test_summary_table_and_overrides(spec_file):
     assert result.exit_code == 0, result.output
     assert "tiny: 1x32x32 -> 100" in result.output
     assert "fc1" in result.output and "output at batch 4" in result.output and "saved for backward" in result.output
-    assert "estimated peak of a float32 training step at batch 4 with plain SGD without momentum" in result.output
+    assert ("estimated peak of a float32 training step on the CPU (channels_last) at batch 4 with plain SGD without "
+            "momentum") in result.output
 
 
 def test_input_override_skips_annotations_but_not_in(spec_file):

@@ -17,7 +17,7 @@ import specc
 from click.testing import CliRunner
 from conftest import SPECS
 from specc.cli import main
-from specc.lang.memory import training_memory
+from specc.lang.memory import train_channels_last, training_memory
 from specc.lang.registry import MERGES, REGISTRY
 from specc.tools.summary import human_count, summary_dict
 
@@ -106,17 +106,17 @@ def _small(path: Path):
     return declared
 
 
-def _measured(net, batches, **optimizer):
+def _measured(net, batches, **settings):
     pytest.importorskip("torch")
     from specc.runtime.memory import measure_training_peaks
-    return measure_training_peaks(net, batches, threads=THREADS, **optimizer)
+    return measure_training_peaks(net, batches, threads=THREADS, **settings)
 
 
-def _assert_close(net, batch, measured, **optimizer):
-    estimate = training_memory(net, batch, threads=THREADS, **optimizer).total
+def _assert_close(net, batch, measured, **settings):
+    estimate = training_memory(net, batch, threads=THREADS, **settings).total
     error = estimate / measured - 1
-    assert abs(error) <= TOLERANCE, (f"{net.path} at {net.input_shape} batch {batch}: estimate {estimate:,} B, "
-                                     f"measured {measured:,} B ({error:+.1%})")
+    assert abs(error) <= TOLERANCE, (f"{net.path} at {net.input_shape} batch {batch} {settings}: estimate "
+                                     f"{estimate:,} B, measured {measured:,} B ({error:+.1%})")
 
 
 SHIPPED = [p for p in sorted(SPECS.glob("*.cnn")) + sorted(SPECS.glob("torchvision/*.cnn"))
@@ -125,25 +125,30 @@ SHIPPED = [p for p in sorted(SPECS.glob("*.cnn")) + sorted(SPECS.glob("torchvisi
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: str(p.relative_to(SPECS)))
 def test_estimate_is_within_10_percent_of_the_measured_peak(path):
-    """SGD with momentum 0.9 (one state buffer); small inputs and batches keep the suite quick."""
+    """SGD with momentum 0.9 (one state buffer), in the memory format specc train uses on the CPU;
+    small inputs and batches keep the suite quick."""
     net = _small(path)
-    for batch, peak in _measured(net, (2, 4), momentum=0.9).items():
-        _assert_close(net, batch, peak, momentum=0.9)
+    settings = {"momentum": 0.9, "channels_last": train_channels_last(net, "cpu")}
+    for batch, peak in _measured(net, (2, 4), **settings).items():
+        _assert_close(net, batch, peak, **settings)
 
 
 ACTIVATION_BOUND = [("lenet.cnn", None, 256), ("lenet_bn.cnn", None, 128), ("densenet.cnn", 96, 16),
                     ("resnet18.cnn", 96, 32), ("torchvision/mobilenet_v2.cnn", 96, 8)]
 
 
+@pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "channels_last"])
 @pytest.mark.parametrize("name,side,batch", ACTIVATION_BOUND, ids=[row[0] for row in ACTIVATION_BOUND])
-def test_estimate_holds_where_activations_dominate(name, side, batch):
-    """Where what backward keeps outweighs the weights, gradients and optimizer state together, plain SGD."""
+def test_estimate_holds_where_activations_dominate(name, side, batch, channels_last):
+    """Where what backward keeps outweighs the weights, gradients and optimizer state together, plain SGD,
+    in either memory format (oneDNN copies activations into its blocked layouts only from NCHW)."""
     net = specc.load(SPECS / name)
     if side:
         net = specc.load(SPECS / name, input_shape=(net.input_shape[0], side, side))
-    estimate = training_memory(net, batch, threads=THREADS)
+    estimate = training_memory(net, batch, threads=THREADS, channels_last=channels_last)
     assert estimate.saved > estimate.weights + estimate.gradients + estimate.optimizer
-    _assert_close(net, batch, _measured(net, (batch,))[batch])
+    _assert_close(net, batch, _measured(net, (batch,), channels_last=channels_last)[batch],
+                  channels_last=channels_last)
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adam", "adamw"])

@@ -21,6 +21,7 @@ from safetensors.torch import load_file
 
 import specc
 from specc.train import checkpoint, data, header, recipe
+from specc.train.evaluate import load_run
 from specc.cli import main
 from specc.train.loop import Options, TrainError, make_adapter, resume, start
 
@@ -259,6 +260,48 @@ def test_resume_keeps_the_recipe(tiny_spec, fake_data, tmp_path):
         resume(str(tmp_path), {}, quiet_options())
 
 
+def test_channels_last_is_the_default_and_a_resume_keeps_the_format_it_started_with(tiny_spec, fake_data, tmp_path):
+    """Either format trains the same network (to float rounding, over two steps, before chaos amplifies it);
+    a resume never switches kernels mid-run."""
+    # a weight with C > 1, and a BatchNorm over 16 channels (fewer would keep the CPU on NCHW)
+    tiny_spec.write_text(TINY.replace("conv 3x3 4 p1", "conv 3x3 4 p1 -> conv 3x3 16 p1"))
+    runs = {}
+    for layout in (None, False):
+        run = start(str(tiny_spec), {}, {"epochs": 1},
+                    quiet_options(data_dir=str(fake_data), out=str(tmp_path / str(layout)), channels_last=layout,
+                                  train_limit=64, test_limit=64))
+        run.fit()
+        conv = next(p for p in run.model.parameters() if p.dim() == 4 and p.shape[1] > 1)
+        assert conv.is_contiguous(memory_format=torch.channels_last) == (layout is None)
+        runs[layout] = run
+    (a, b) = (dict(run.model.named_parameters()) for run in runs.values())
+    assert all(torch.allclose(a[k], b[k], rtol=1e-4, atol=1e-5) for k in a)
+    assert runs[None].history[0]["train_loss"] == pytest.approx(runs[False].history[0]["train_loss"], rel=1e-5)
+    for layout, was, flag in ((None, True, False), (False, False, True)):
+        _, model, _ = load_run(str(tmp_path / str(layout)), "last", torch.device("cpu"))  # eval, predict
+        conv = next(p for p in model.parameters() if p.dim() == 4 and p.shape[1] > 1)
+        assert conv.is_contiguous(memory_format=torch.channels_last) is was
+        resumed = resume(str(tmp_path / str(layout)), {"epochs": 2}, quiet_options())
+        assert resumed.channels_last is was
+        with pytest.raises(TrainError, match="keeps the memory format it started with"):
+            resume(str(tmp_path / str(layout)), {"epochs": 2}, quiet_options(channels_last=flag))
+
+
+def test_the_cpu_keeps_nchw_where_batchnorm_has_few_channels():
+    """The rule from measured steps: channels_last unless a BatchNorm normalises fewer than 16 channels."""
+    from specc.lang.memory import train_channels_last
+    expected = {"lenet": True, "lenet_bn": False, "resnet18": True, "densenet": True, "vgg11": True}
+    for name, on_cpu in expected.items():
+        net = specc.load(ROOT / "specs" / f"{name}.cnn")
+        assert train_channels_last(net, "cpu") is on_cpu, name
+        assert train_channels_last(net, "cuda") is True
+    assert train_channels_last(specc.load(ROOT / "specs/torchvision/mobilenet_v2.cnn"), "cpu")  # 16 is enough
+    assert not train_channels_last(specc.loads(TINY), "cpu")  # bn over 4 channels
+    flat = specc.loads("input 784\nfc 10")
+    assert not train_channels_last(flat, "cpu") and not train_channels_last(flat, "cuda")
+    assert not train_channels_last(specc.load(ROOT / "specs" / "lenet.cnn"), "mps")
+
+
 def test_a_failed_save_leaves_the_last_checkpoint_intact(tiny_spec, fake_data, tmp_path, monkeypatch):
     run = start(str(tiny_spec), {}, {"epochs": 1}, quiet_options(data_dir=str(fake_data), out=str(tmp_path / "r")))
     run.fit()
@@ -428,7 +471,8 @@ def test_header_lines_are_printed_before_any_step(fake_data, tmp_path, monkeypat
     data_line = next(line for line in said if line.startswith("data"))
     assert "(resized 28x28 to 32x32 bilinearly)" in data_line
     assert all(not re.search(r"\([^)]*\(", line) for line in said)  # no nested parentheses anywhere
-    assert next(line for line in said if line.startswith("device")).endswith(", 1 process")
+    device_line = next(line for line in said if line.startswith("device"))
+    assert re.fullmatch(r"device   cpu \((1 thread|\d+ threads)\), 1 process", device_line)  # bn over 4: NCHW
 
 
 def test_a_long_step_is_measured_at_a_smaller_batch_and_scaled(tiny_spec, fake_data, tmp_path, monkeypatch):
@@ -481,7 +525,7 @@ def test_mac_counts_scale_past_giga():
     assert "2.77P MACs forward+backward" in line and "10 epochs" in line
 
 
-def test_memory_estimate_names_the_recipe_optimizer_and_autocast(tiny_spec, fake_data, monkeypatch):
+def test_memory_estimate_names_the_recipe_optimizer_autocast_and_layout(tiny_spec, fake_data, monkeypatch):
     import specc.train.loop as training
     calls = []
     real = training.training_memory
@@ -492,7 +536,11 @@ def test_memory_estimate_names_the_recipe_optimizer_and_autocast(tiny_spec, fake
 
     monkeypatch.setattr(training, "training_memory", recorded)
     start(str(tiny_spec), {}, {"momentum": 0.9}, quiet_options(data_dir=str(fake_data)))
-    assert calls and all(kw == {"optimizer": "sgd", "momentum": 0.9, "autocast": False} for kw in calls)
+    expected = {"optimizer": "sgd", "momentum": 0.9, "autocast": False, "channels_last": False}  # bn over 4: NCHW
+    assert calls and all(kw == expected for kw in calls)
+    calls.clear()
+    start(str(tiny_spec), {}, {"momentum": 0.9}, quiet_options(data_dir=str(fake_data), channels_last=True))
+    assert calls and all(kw == {**expected, "channels_last": True} for kw in calls)
 
 
 # --- progress -------------------------------------------------------------------------

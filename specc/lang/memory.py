@@ -14,9 +14,9 @@ allocator sees them:
   can, into a new tensor when it cannot;
 - the optimizer step: SGD updates in place; Adam needs two parameter-sized temporaries;
 - a convolution on the CPU also makes temporaries: oneDNN copies its input, weights, output and
-  their gradients into its blocked layouts and back (_OneDNN), PyTorch's own kernel unfolds the
-  input (_Unfolded); which of the two runs follows aten's rule, which depends on the batch and on
-  the thread count.
+  their gradients into its blocked layouts and back (_OneDNN; in channels_last only the weights:
+  NHWC is one of its own layouts), PyTorch's own kernel unfolds the input (_Unfolded); which of
+  the two runs follows aten's rule, which depends on the batch and on the thread count.
 The peak is the highest total at any point of that replay. tests/test_memory.py holds it to the
 PyTorch allocator's measured peak on the CPU (within 10%; bench/memory.py prints the comparison).
 
@@ -66,19 +66,43 @@ class TrainingMemory:
 
 
 def training_memory(net, batch: int, *, optimizer: str = "sgd", momentum: float = 0.0,
-                    autocast: bool = False, threads: int | None = None) -> TrainingMemory:
+                    autocast: bool = False, threads: int | None = None,
+                    channels_last: bool = False) -> TrainingMemory:
     """The memory a steady training step of `net` at `batch` needs (see the module's docstring).
 
     `threads`: PyTorch's CPU threads (default: the CPUs this process may use, PyTorch's own default
     on most machines); only convolutions on maps of under 9 positions need memory per thread.
+    `channels_last`: activations and weights in that memory format (an image input's default in
+    specc's loop, see train_channels_last).
     """
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
     if not isinstance(batch, int) or batch < 1:
         raise ValueError(f"batch must be a positive integer, got {batch!r}")
     states = 2 if optimizer in ("adam", "adamw") else (1 if momentum else 0)
-    step = _Step(net, batch, autocast, threads or _cpus())
+    step = _Step(net, batch, autocast, threads or _cpus(), channels_last and len(net.input_shape) == 3)
     return step.run(states, optimizer, momentum)
+
+
+# On the CPU, PyTorch's channels_last BatchNorm vectorises across channels: below this many it runs
+# 3-9x slower than in NCHW (bench/memory_format.py; docs/training.md, "Memory format").
+CPU_CHANNELS_LAST_MIN_BN = 16
+
+
+def train_channels_last(net, device_type: str) -> bool:
+    """Whether specc's loop trains `net` in channels_last on a device of this type by default: a fixed
+    rule, not a timing, so that the same command gives the same weights.
+
+    CUDA: always (cuDNN's tensor-core kernels want NHWC). The CPU: oneDNN's convolutions are faster
+    on it too, 1.1-2x per step for 7 of the 8 d2l specs on a 2-core CPU, except where a BatchNorm
+    normalises fewer than CPU_CHANNELS_LAST_MIN_BN channels (LeNet-BN's 6: 0.82x). Only image inputs.
+    """
+    if len(net.input_shape) != 3 or device_type not in ("cuda", "cpu"):
+        return False
+    if device_type == "cuda":
+        return True
+    return not any(row.kind == "bn" and len(row.output_shape) == 3 and row.output_shape[0] < CPU_CHANNELS_LAST_MIN_BN
+                   for row in net.layers)
 
 
 def optimizer_label(optimizer: str, momentum: float) -> str:
@@ -160,8 +184,9 @@ class _Grad(NamedTuple):
 
 # --- one training step ------------------------------------------------------------------------
 class _Step:
-    def __init__(self, net, batch: int, autocast: bool, threads: int):
+    def __init__(self, net, batch: int, autocast: bool, threads: int, channels_last: bool = False):
         self.net, self.batch, self.autocast, self.threads = net, batch, autocast, threads
+        self.channels_last = channels_last
         self.mem = _Allocator()
         self.seq = 0
         self.largest_param = 0
@@ -246,7 +271,7 @@ class _Step:
         if pointwise and batch < 16 and self.threads == 1:
             return _Unfolded(node, batch)
         if a.groups > 1 or min(a.kernel) > 3 or batch > 1 or batch * math.prod(node.in_shape) > 20480:
-            return _OneDNN(node, batch, self.threads)
+            return _OneDNN(node, batch, self.threads, self.channels_last)
         return _Unfolded(node, batch)
 
     def _kept(self, node: LayerNode, x: _Value, out: _Value, own_input: bool, cost) -> list[_Buffer]:
@@ -431,11 +456,12 @@ class _OneDNN:
     and PyTorch's plain NCHW tensors (measured with torch 2.14 and its profiler's allocation events on
     an AVX2 CPU; the AVX-512 block is oneDNN's documented nChw16c layout, not measured here)."""
 
-    def __init__(self, node: LayerNode, batch: int, threads: int):
+    def __init__(self, node: LayerNode, batch: int, threads: int, channels_last: bool = False):
         (c_in, h_in, w_in), (c_out, h_out, w_out) = node.in_shape, node.out_shape
         a = node.args
-        self.src = FLOAT32 * batch * _padded(c_in) * h_in * w_in
-        self.dst = FLOAT32 * batch * _padded(c_out) * h_out * w_out
+        # NHWC is one of oneDNN's own layouts: activations need no copies then
+        self.src = 0 if channels_last else FLOAT32 * batch * _padded(c_in) * h_in * w_in
+        self.dst = 0 if channels_last else FLOAT32 * batch * _padded(c_out) * h_out * w_out
         per_group = c_in // a.groups
         taps = a.kernel[0] * a.kernel[1]
         self.plain_weights = FLOAT32 * c_out * per_group * taps

@@ -73,7 +73,8 @@ ORACLE_THREADS = 1  # fixed, so a measurement is the same on every machine; see 
 
 
 def measure_training_peaks(net, batches, *, optimizer: str = "sgd", momentum: float = 0.0,
-                           weight_decay: float = 0.0, threads: int = ORACLE_THREADS) -> dict[int, int]:
+                           weight_decay: float = 0.0, threads: int = ORACLE_THREADS,
+                           channels_last: bool = False) -> dict[int, int]:
     """The CPU allocator's peak bytes during a steady training step of `net` at each batch size.
 
     The step is the one specc's training loop takes (train mode, forward, cross-entropy,
@@ -86,7 +87,8 @@ def measure_training_peaks(net, batches, *, optimizer: str = "sgd", momentum: fl
     more than one thread, and oneDNN's weight gradient on maps of under 9 positions takes a buffer
     per thread; at a fixed count the peak is the same on every run (one thread also keeps a busy
     machine from slowing the measurement down). Weights are constants rather than initialised:
-    memory does not depend on their values.
+    memory does not depend on their values. `channels_last`: the model and each batch in that memory
+    format, as the loop has them where it trains so (an image input).
     """
     from torch.profiler import ProfilerActivity, profile, record_function
 
@@ -95,11 +97,14 @@ def measure_training_peaks(net, batches, *, optimizer: str = "sgd", momentum: fl
     try:
         with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
             model = _constant_model(net)
+            layout = torch.channels_last if channels_last and len(net.input_shape) == 3 else torch.contiguous_format
+            model = model.to(memory_format=layout)
             step = _training_step(model, optimizer, momentum, weight_decay)
             plan = [(batches[0], "warm-up")] + [(b, f"specc.step.{i}") for i, b in enumerate(batches)]
             x = y = None
             for batch, mark in plan:
-                x = torch.randn(batch, *net.input_shape)  # the loop replaces its batch before each step
+                # the loop replaces its batch before each step
+                x = torch.randn(batch, *net.input_shape).contiguous(memory_format=layout)
                 y = torch.randint(0, net.output_shape[0], (batch,))
                 with record_function(mark):
                     step(x, y)

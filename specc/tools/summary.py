@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 
 from ..lang.errors import shape_str
-from ..lang.memory import OPTIMIZERS, TrainingMemory, training_memory  # noqa: F401  (the loop imports them here)
+from ..lang.memory import OPTIMIZERS, TrainingMemory, train_channels_last, training_memory  # noqa: F401  (the loop imports them here)
 from ..lang.registry import MAC_CONVENTION
 from ..network import Network
 from .rows import rows
@@ -76,8 +76,15 @@ def describe_optimizer(optimizer: str, momentum: float) -> str:
 
 
 def _memory(net: Network, batch: int, optimizer: str | None) -> tuple[TrainingMemory, str]:
+    """The estimate for a step of `specc train` on the CPU: float32, in the memory format it picks there."""
     name, momentum = optimizer_settings(net, optimizer)
-    return training_memory(net, batch, optimizer=name, momentum=momentum), describe_optimizer(name, momentum)
+    memory = training_memory(net, batch, optimizer=name, momentum=momentum,
+                             channels_last=train_channels_last(net, "cpu"))
+    return memory, describe_optimizer(name, momentum)
+
+
+def memory_format(net: Network) -> str:
+    return "channels_last" if train_channels_last(net, "cpu") else "contiguous"
 
 
 # --- the reports ---------------------------------------------------------------------------------
@@ -85,7 +92,7 @@ def training_section(net: Network, batch: int, optimizer: str | None = None) -> 
     """The summary's addition to the IR: memory at `batch` for the optimizer, saved bytes per layer."""
     memory, described = _memory(net, batch, optimizer)
     return {
-        "batch": batch, "dtype": "float32", "optimizer": described,
+        "batch": batch, "dtype": "float32", "memory_format": memory_format(net), "optimizer": described,
         "input_bytes": FLOAT32_BYTES * _numel(net.input_shape) * batch,
         "param_bytes": FLOAT32_BYTES * net.param_count, "buffer_bytes": FLOAT32_BYTES * net.buffer_count,
         "macs_per_batch": net.macs * batch,
@@ -131,8 +138,8 @@ def summary_table(net: Network, batch: int, markdown: bool = False, optimizer: s
         f"buffers {net.buffer_count:,} values: {human_bytes(FLOAT32_BYTES * net.buffer_count)} (float32)",
         f"MACs        {net.macs:,} per sample ({human_count(net.macs)}), {human_count(net.macs * batch)} for the "
         f"batch of {batch} ({MAC_CONVENTION})",
-        f"training    {human_bytes(memory.total)}: the estimated peak of a float32 training step at batch {batch} "
-        f"with {described}",
+        f"training    {human_bytes(memory.total)}: the estimated peak of a float32 training step on the CPU "
+        f"({memory_format(net)}) at batch {batch} with {described}",
         f"  weights {human_bytes(memory.weights)}, gradients {human_bytes(memory.gradients)}, "
         f"optimizer state {human_bytes(memory.optimizer)}, saved for backward {human_bytes(memory.saved)}, "
         f"batch {human_bytes(memory.batch_data)}; the rest is backward's gradients in flight",

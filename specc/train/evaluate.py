@@ -21,6 +21,8 @@ def load_run(run_dir: str, which: str, device: torch.device):
         checkpoint.load_model(path, tensors, model)
     except checkpoint.CheckpointError as exc:
         raise TrainError(str(exc)) from None
+    if meta["options"].get("channels_last") and len(net.input_shape) == 3:  # the kernels the run was tested with
+        model = model.to(memory_format=torch.channels_last)
     return net, model.eval(), meta
 
 

@@ -27,6 +27,7 @@ from .launch import check_same_spec, is_main_process, open_spec
 from .plot import plotter
 from .rundir import RunDir
 from ..lang.errors import TrainError
+from ..lang.memory import train_channels_last
 from ..tools.summary import human_bytes, training_memory
 
 
@@ -41,7 +42,7 @@ class Options(NamedTuple):
     out: str | None = None
     compile: bool = False
     init_from: str | None = None  # weights file (.safetensors/.pt) copied in by structure after init
-    channels_last: bool | None = None  # None: on CUDA only; on CPU it helps some networks and slows others
+    channels_last: bool | None = None  # None: for image inputs on CUDA and the CPU (see Run.channels_last)
     train_limit: int | None = None  # first N training examples (quick runs, tests)
     test_limit: int | None = None
     progress: bool | None = None  # None: a bar when stdout is a terminal, lines otherwise
@@ -318,7 +319,7 @@ class Run:
 
     def memory_estimate(self, batch: int) -> int:
         return training_memory(self.net, batch, optimizer=self.recipe["optimizer"], momentum=self.recipe["momentum"],
-                               autocast=self.autocast_on).total
+                               autocast=self.autocast_on, channels_last=self.channels_last).total
 
     def _check_memory(self) -> None:
         available = available_memory(self.device)
@@ -375,8 +376,10 @@ class Run:
 
     @property
     def channels_last(self) -> bool:
+        """Activations and weights in channels_last (NHWC) memory format (the rule: train_channels_last)."""
         wanted = self.options.channels_last
-        return len(self.net.input_shape) == 3 and (self.device.type == "cuda" if wanted is None else wanted)
+        on = train_channels_last(self.net, self.device.type) if wanted is None else wanted
+        return len(self.net.input_shape) == 3 and on
 
     def prepare(self, images: torch.Tensor) -> torch.Tensor:
         x = self.adapt(images)
@@ -489,6 +492,7 @@ class Run:
                 "classes": list(self.dataset.classes), "epoch": epoch, "history": self.history,
                 "adapted": list(self.adapt.notes), "init_from": self.options.init_from,
                 "options": {**{key: getattr(self.options, key) for key in RUN_SHAPING},
+                            "channels_last": self.channels_last,  # the kernels a resume must keep
                             # absolute, so a resume from another working directory finds the same files
                             "data_dir": str(Path(self.options.data_dir).resolve()) if self.options.data_dir else None},
                 "data": {"source": self.dataset.source, "train_examples": len(self.dataset.train_labels),
@@ -640,7 +644,7 @@ def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return f"{device} ({torch.cuda.get_device_name(device)})"
     if device.type == "cpu":
-        return f"cpu ({torch.get_num_threads()} threads)"
+        return f"cpu ({header.plural(torch.get_num_threads(), 'thread')})"
     return str(device)
 
 
@@ -722,6 +726,16 @@ def _resumed_options(run_dir: str, meta: dict, options: Options) -> Options:
             was = f"--limit {saved[key]}" if saved[key] else "no --limit"
             raise TrainError(f"a resumed run keeps the examples it started with ({was}); got --limit {given}")
     restored = {key: saved[key] for key in RUN_SHAPING}
+    if "channels_last" in saved:  # runs saved before it was recorded take the flag or today's default
+        restored["channels_last"] = _kept_layout(saved["channels_last"], options.channels_last)
     if options.data_dir is not None:  # the same data moved elsewhere; _restore checks the counts
         restored["data_dir"] = options.data_dir
     return options._replace(**restored)
+
+
+def _kept_layout(saved: bool, given: bool | None) -> bool:
+    """A resumed run computes in the memory format it started with: another would change its weights' bits."""
+    if given is not None and given != saved:
+        was, got = ("--channels-last", "--no-channels-last") if saved else ("--no-channels-last", "--channels-last")
+        raise TrainError(f"a resumed run keeps the memory format it started with ({was}); got {got}")
+    return saved
