@@ -7,11 +7,12 @@
     of --repeats runs each.
 (2) Examples/sec over --steps steps after --warmup, in one process: specc's
     loop (the dataset decoded once into a uint8 tensor, batches sliced and
-    converted on the device: specc.train.loop.Run.train_epoch) against d2l's
+    converted on the device: specc.train.loop.Run.train_epoch, in its default
+    memory format, channels_last for LeNet on the CPU) against d2l's
     (torchvision.datasets.FashionMNIST + [Resize] + ToTensor +
     DataLoader(shuffle=True, num_workers=4), then zero_grad, forward,
     CrossEntropyLoss, backward, SGD step, and d2l.accuracy's per-step float()
-    of the loss sum and correct count).
+    of the loss sum and correct count), alternated, median of --repeats.
 
 The d2l side is d2l's code (train_ch6, evaluate_accuracy_gpu,
 load_data_fashion_mnist, Accumulator), except that its Animator, which
@@ -35,6 +36,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # the checkout's specc, not an installed copy
 
 
 def unpacked_fashion_root(source: Path) -> Path:
@@ -219,7 +221,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=None, help="default: the spec's recipe")
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--warmup", type=int, default=10)
-    parser.add_argument("--repeats", type=int, default=3, help="whole-process runs of each, alternated")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each, alternated, for both ratios")
     parser.add_argument("--workers", type=int, default=4, help="d2l's DataLoader workers (d2l uses 4)")
     parser.add_argument("--data", default=None, help="directory of the Fashion-MNIST IDX files")
     parser.add_argument("--skip-whole", action="store_true", help="only the examples/sec ratio")
@@ -239,8 +241,10 @@ def main() -> None:
     source = Path(data.load("fashion-mnist", args.data).source)
     root = unpacked_fashion_root(source)
     load = open("/proc/loadavg").read().split()[0] if Path("/proc/loadavg").exists() else "?"
+    from specc.lang.memory import train_channels_last
+    layout = "channels_last" if train_channels_last(specc.load(args.spec), "cpu") else "NCHW"
     print(f"{args.spec}, batch {batch}, lr {lr}, cpu {torch.get_num_threads()} threads, torch {torch.__version__}, "
-          f"load average {load}", flush=True)
+          f"specc's layout {layout} (d2l's NCHW), load average {load}", flush=True)
     try:
         if not args.skip_whole:
             whole = whole_epochs(args.spec, source, root, batch, lr, args.workers, args.repeats)
@@ -249,13 +253,17 @@ def main() -> None:
                   f"    d2l-style script:  {whole['d2l']:6.1f} s  ({runs('d2l')})\n"
                   f"    specc train:       {whole['specc']:6.1f} s  ({runs('specc')})\n"
                   f"    ratio:             {whole['d2l'] / whole['specc']:6.2f}x", flush=True)
-        d2l = d2l_steps(args.spec, batch, lr, args.steps, args.warmup, root, args.workers)
-        ours = specc_steps(args.spec, batch, lr, args.steps, args.warmup, source)
+        speeds = {"d2l": [], "specc": []}
+        for _ in range(args.repeats):  # alternated, as the whole processes are
+            speeds["d2l"].append(d2l_steps(args.spec, batch, lr, args.steps, args.warmup, root, args.workers))
+            speeds["specc"].append(specc_steps(args.spec, batch, lr, args.steps, args.warmup, source))
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    print(f"(2) examples/sec over {args.steps} steps after {args.warmup} warm-up steps:\n"
-          f"    d2l loop (DataLoader, {args.workers} workers): {d2l:8,.0f}\n"
-          f"    specc loop:                       {ours:8,.0f}\n"
+    d2l, ours = (statistics.median(speeds[name]) for name in ("d2l", "specc"))
+    runs = lambda name: ", ".join(f"{v:,.0f}" for v in speeds[name])
+    print(f"(2) examples/sec over {args.steps} steps after {args.warmup} warm-up steps, median of {args.repeats}:\n"
+          f"    d2l loop (DataLoader, {args.workers} workers): {d2l:8,.0f}  ({runs('d2l')})\n"
+          f"    specc loop:                       {ours:8,.0f}  ({runs('specc')})\n"
           f"    ratio:                            {ours / d2l:8.2f}x", flush=True)
 
 
