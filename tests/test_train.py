@@ -556,11 +556,11 @@ class FakeClock:
 
 
 def test_progress_lines_every_tenth_or_every_30_seconds(monkeypatch):
-    import specc.train.loop as training
+    from specc.train import progress
     clock = FakeClock()
-    monkeypatch.setattr(training, "time", clock)
+    monkeypatch.setattr(progress, "time", clock)
     said = []
-    lines = training._Lines(1000, "epoch 1/3", said.append)
+    lines = progress.Lines(1000, "epoch 1/3", said.append)
     loss, correct = torch.tensor(50.0, dtype=torch.float64), torch.tensor(0)
     for done in range(10, 1001, 10):  # 100 steps of 10 examples, 1 s each
         clock.now += 1.0
@@ -568,13 +568,13 @@ def test_progress_lines_every_tenth_or_every_30_seconds(monkeypatch):
     # a tenth (100 examples) takes 10 s: a line at each tenth, none for the last (the epoch's line follows)
     assert len(said) == 9 and said[0] == "epoch 1/3   10%  100/1,000  loss 0.500  10 examples/sec  ETA 1.5 min"
     said.clear()
-    slow = training._Lines(10_000, "epoch 1/1", said.append)
+    slow = progress.Lines(10_000, "epoch 1/1", said.append)
     for done in range(10, 1001, 10):  # a tenth would take 1,000 s: the 30 s rule speaks first
         clock.now += 1.0
         slow.step(done, loss, correct, 100)
     assert len(said) == 4 and all("examples/sec  ETA" in line for line in said)  # at 30, 60, 90 s and the tenth
     said.clear()
-    quick = training._Lines(1000, "epoch 1/1", said.append)
+    quick = progress.Lines(1000, "epoch 1/1", said.append)
     for done in range(10, 1001, 10):  # a tenth in 0.1 s: no more than one line per LINE_MIN_GAP_S
         clock.now += 0.01
         quick.step(done, loss, correct, 100)
@@ -582,8 +582,8 @@ def test_progress_lines_every_tenth_or_every_30_seconds(monkeypatch):
 
 
 def test_progress_is_plain_lines_when_stdout_is_not_a_terminal(tiny_spec, fake_data, tmp_path, monkeypatch, capsys):
-    import specc.train.loop as training
-    monkeypatch.setattr(training, "LINE_MIN_GAP_S", 0.0)
+    from specc.train import progress
+    monkeypatch.setattr(progress, "LINE_MIN_GAP_S", 0.0)
     run = start(str(tiny_spec), {}, {"epochs": 1}, Options(device="cpu", data_dir=str(fake_data),
                                                            out=str(tmp_path / "run")))
     run.fit()
@@ -596,16 +596,16 @@ def test_progress_is_plain_lines_when_stdout_is_not_a_terminal(tiny_spec, fake_d
 def test_the_bar_keeps_a_width_where_the_terminal_reports_none(monkeypatch):
     import io
     import os
-    import specc.train.loop as training
+    from specc.train import progress
     monkeypatch.setattr(os, "get_terminal_size", lambda fd=None: os.terminal_size((0, 0)))
-    assert training.terminal_width() is None
+    assert progress.terminal_width() is None
     screen = io.StringIO()
     monkeypatch.setattr(sys, "stderr", screen)
-    with training._Bar(1000, "epoch 1/1") as bar:
+    with progress.Bar(1000, "epoch 1/1") as bar:
         bar.step(500, torch.tensor(10.0), torch.tensor(5), 100)
         bar.bar.refresh()
     drawn = [part for part in screen.getvalue().split("\r") if "epoch 1/1" in part]
-    assert drawn and max(len(part.rstrip("\n")) for part in drawn) == training.BAR_WIDTH_FALLBACK
+    assert drawn and max(len(part.rstrip("\n")) for part in drawn) == progress.BAR_WIDTH_FALLBACK
 
 
 # --- specc's SGD is torch.optim.SGD ----------------------------------------------------------
