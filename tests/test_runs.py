@@ -332,10 +332,11 @@ def busy(*args, **kwargs):
         pass
 
 import specc.train.checkpoint as checkpoint, specc.train.data as data, specc.train.loop as loop
+import specc.train.measure as measure
 if phase == "loading":
     data.load = busy
 elif phase == "measuring":
-    loop.Run._time_step = stuck
+    measure.time_step = stuck
 elif phase == "saving":
     checkpoint.save_file = stuck
 elif phase == "long step":
@@ -398,13 +399,12 @@ def test_ctrl_c_before_training_leaves_nothing(tmp_path, fake_data, phase, said)
 
 
 def test_ctrl_c_while_measuring_saves_nothing(tiny_spec, fake_data, tmp_path, monkeypatch):
-    from specc.train import interrupt
-    import specc.train.loop as training
+    from specc.train import interrupt, measure
 
-    def ctrl_c(self, batch):
+    def ctrl_c(run, batch):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(training.Run, "_time_step", ctrl_c)
+    monkeypatch.setattr(measure, "time_step", ctrl_c)
     run = start(str(tiny_spec), {}, {}, quiet(data_dir=str(fake_data), out=str(tmp_path / "run")))
     with pytest.raises(KeyboardInterrupt):
         run.fit()

@@ -448,17 +448,17 @@ def test_init_from_a_previous_run(tiny_spec, fake_data, tmp_path):
 
 # --- the header: printed as it is known, measured within bounds (issue 11) ---------------
 def test_header_lines_are_printed_before_any_step(fake_data, tmp_path, monkeypatch):
-    import specc.train.loop as training
+    from specc.train import measure
     spec = tmp_path / "wide.cnn"  # a 32x32 input: the data line then carries the resize note
     spec.write_text(TINY.replace("input 1x28x28", "input 1x32x32").replace("epochs = 2", "epochs = 1"))
     said, before_first_step = [], []
-    real_time_step = training.Run._time_step
+    real_time_step = measure.time_step
 
-    def time_step(self, batch):
+    def time_step(run, batch):
         before_first_step.append(list(said))
-        return real_time_step(self, batch)
+        return real_time_step(run, batch)
 
-    monkeypatch.setattr(training.Run, "_time_step", time_step)
+    monkeypatch.setattr(measure, "time_step", time_step)
     start(str(spec), {}, {}, Options(device="cpu", progress=False, echo=said.append, data_dir=str(fake_data),
                                      out=str(tmp_path / "run"))).fit()
     keys = [line.split()[0] for line in before_first_step[0]]
@@ -477,35 +477,35 @@ def test_header_lines_are_printed_before_any_step(fake_data, tmp_path, monkeypat
 
 def test_a_long_step_is_measured_at_a_smaller_batch_and_scaled(tiny_spec, fake_data, tmp_path, monkeypatch):
     """A fake device that takes 0.5 s per example: a full step (batch 32) would take 16 s, over the budget."""
-    import specc.train.loop as training
+    from specc.train import measure
     measured = []
     seconds_per_example = 0.5
 
-    def time_step(self, batch):
+    def time_step(run, batch):
         measured.append(batch)
         return seconds_per_example * batch
 
-    monkeypatch.setattr(training.Run, "_time_step", time_step)
+    monkeypatch.setattr(measure, "time_step", time_step)
     said = []
     run = start(str(tiny_spec), {}, {}, Options(device="cpu", progress=False, echo=said.append,
                                                 data_dir=str(fake_data), out=str(tmp_path / "run")))
-    lines = run.timing_lines()
-    budget_batch = int(training.MEASURE_BUDGET_S / 0.5)
+    lines = measure.timing_lines(run, "cpu")
+    budget_batch = int(measure.MEASURE_BUDGET_S / 0.5)
     assert measured == [1, budget_batch]  # batch 1 to bound it, then one bounded step; never the full batch
     assert said[-2:] == ["measuring one step at batch 1 ...",
                          f"measuring one step at batch {budget_batch} and scaling it to batch 32 (a step at batch "
                          f"32 could take up to 16.0 s here) ..."]
-    step_s = 0.5 * 32 * training.STEP_OVERHEAD  # the bounded measurement, scaled to the full batch
+    step_s = 0.5 * 32 * measure.STEP_OVERHEAD  # the bounded measurement, scaled to the full batch
     assert lines[0].startswith(f"time     ~{header.duration(step_s * 8)} per epoch, "
                                f"~{header.duration(step_s * 16)} for 2 epochs estimated "
                                f"({header.duration(step_s)}/step scaled from batch {budget_batch} x 8 steps;")
     assert not (tmp_path / "run").exists()  # measuring makes no run directory
     measured.clear()
     seconds_per_example = 10.0  # one example exceeds the budget: batch 1 is all that is measured
-    assert run.measure_step() == (10.0 * 32 * training.STEP_OVERHEAD, 1) and measured == [1]
+    assert measure.measure_step(run) == (10.0 * 32 * measure.STEP_OVERHEAD, 1) and measured == [1]
     measured.clear()
     seconds_per_example = 0.001  # a short step: the full batch, twice (the first pays one-off costs)
-    run.measure_step()
+    measure.measure_step(run)
     assert measured == [1, 1, 32, 32]
 
 

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import checkpoint, data, header, interrupt, progress
+from . import checkpoint, data, header, interrupt, measure, progress
 from .launch import check_same_spec, is_main_process, open_spec
 from .plot import plotter
 from .rundir import RunDir
@@ -190,19 +190,6 @@ def lr_at(recipe: dict, epoch: int) -> float:
 
 
 # --- the run ------------------------------------------------------------------------
-# Longest one measuring step may take: beyond it, a smaller batch is measured and the time scaled.
-MEASURE_BUDGET_S = 8.0
-# A second measurement (the first at a batch pays one-off costs) when one takes less than this.
-REMEASURE_BELOW_S = 0.5
-# What a step costs beyond forward+backward (optimizer step, batch slicing), roughly.
-STEP_OVERHEAD = 1.1
-
-
-class Measured(NamedTuple):
-    step_s: float  # one training step at the run's batch
-    batch: int  # the batch that was measured (smaller when a full step would be long)
-
-
 class Run:
     """One training run: the network, the data on the device, the model and where results go."""
 
@@ -426,59 +413,6 @@ class Run:
         total_correct, total = self.procs.sum([float(correct), float(len(labels))])
         return total_correct / total if total else 0.0
 
-    # --- how long it should take -------------------------------------------------------
-    def _time_step(self, batch: int) -> float:
-        """Seconds of one forward+backward at `batch`, without touching weights, statistics or RNG."""
-        images = self.dataset.train_images[:batch]
-        labels = self.dataset.train_labels[:batch]
-        with torch.random.fork_rng(devices=[]):
-            was_training = self.model.training
-            self.model.eval()  # leaves BatchNorm's running statistics alone
-            started = time.perf_counter()
-            with self.autocast():
-                loss = self.loss_fn(self.model(self.prepare(images)), labels)
-            loss.backward()
-            if self.device.type == "cuda":
-                torch.cuda.synchronize()
-            seconds = time.perf_counter() - started
-            self.model.zero_grad(set_to_none=True)
-            self.model.train(was_training)
-        return seconds
-
-    def measure_step(self) -> Measured:
-        """One training step's time at the run's batch, found within about MEASURE_BUDGET_S.
-
-        A step at batch 1 first: a batch costs at most its size times one
-        example, so it bounds a full step's time from above. Where that bound
-        is within the budget, a full step is measured; else the largest batch
-        that fits the budget, and the time scaled to the full batch. A short
-        step is measured twice: the first at a batch pays the one-off costs
-        of the first call.
-        """
-        interrupt.doing("measuring a step")
-        full = min(self.local_batch, len(self.dataset.train_labels))
-        self.echo(header.measuring_line(1, 1, 0.0))
-        one = self._measured(1)
-        batch = full if one * full <= MEASURE_BUDGET_S else max(1, min(full, int(MEASURE_BUDGET_S / one)))
-        if batch == 1:
-            return Measured(one * full * STEP_OVERHEAD, 1)
-        self.echo(header.measuring_line(batch, full, one * full))
-        return Measured(self._measured(batch) * full / batch * STEP_OVERHEAD, batch)
-
-    def _measured(self, batch: int) -> float:
-        first = self._time_step(batch)
-        return min(first, self._time_step(batch)) if first < REMEASURE_BELOW_S else first
-
-    def timing_lines(self) -> list[str]:
-        measured = self.measure_step()
-        r, n = self.recipe, len(self.dataset.train_labels)
-        steps = header.steps_per_epoch(n, r["batch"])
-        lines = [header.time_line(measured.step_s, measured.batch, min(self.local_batch, n), steps,
-                                  r["epochs"] - self.start_epoch, 3 * self.net.macs * n)]
-        advice = header.long_run_advice(self.net, measured.step_s * steps, n, device_name(self.device),
-                                        on_cpu=self.device.type == "cpu")
-        return lines + ([advice] if advice else [])
-
     # --- results ----------------------------------------------------------------
     def meta(self, epoch: int) -> dict[str, Any]:
         return {"spec": self.net.source, "sources": self.net.sources, "spec_path": self.net.path,
@@ -504,7 +438,7 @@ class Run:
         self.echo(f"output   {self.run_dir}/")
 
     def fit(self) -> list[dict]:
-        for line in self.timing_lines():
+        for line in measure.timing_lines(self, device_name(self.device)):
             self.echo(line)
         if self.start_epoch:
             self.echo(f"resume   from epoch {self.start_epoch} of {self.recipe['epochs']}")
