@@ -185,14 +185,16 @@ def free_memory():
         torch.cuda.empty_cache()
 
 
-def estimate(net, recipe, batch, bf16):
-    """specc's static estimate, with the optimizer and autocast where training_memory models them."""
+def estimate(net, recipe, batch, bf16, channels_last):
+    """specc's static estimate, with the optimizer, autocast and layout where training_memory models them."""
     accepts = inspect.signature(training_memory).parameters
     extra = {}
     if "optimizer" in accepts:
         extra.update(optimizer=recipe["optimizer"], momentum=recipe["momentum"])
     if "autocast" in accepts:
         extra["autocast"] = bf16
+    if "channels_last" in accepts:
+        extra["channels_last"] = channels_last
     return training_memory(net, batch, **extra).total
 
 
@@ -210,7 +212,7 @@ def specc_run(spec, batch, bf16, channels_last, compile_):
     stats = run.train_epoch(1)
     peak = torch.cuda.max_memory_allocated() if device == "cuda" else None
     row = {"examples_per_sec": stats["examples_per_sec"], "peak": peak,
-           "estimate": estimate(run.net, run.recipe, batch, bf16)}
+           "estimate": estimate(run.net, run.recipe, batch, bf16, run.channels_last)}
     del run
     free_memory()
     return row
