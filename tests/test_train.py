@@ -472,7 +472,18 @@ def test_header_lines_are_printed_before_any_step(fake_data, tmp_path, monkeypat
     assert "(resized 28x28 to 32x32 bilinearly)" in data_line
     assert all(not re.search(r"\([^)]*\(", line) for line in said)  # no nested parentheses anywhere
     device_line = next(line for line in said if line.startswith("device"))
-    assert re.fullmatch(r"device   cpu \((1 thread|\d+ threads)\), 1 process", device_line)  # bn over 4: NCHW
+    assert re.fullmatch(r"device   cpu \((1 thread|([2-9]|\d\d+) threads)\), 1 process", device_line)  # bn over 4: NCHW
+
+
+def test_the_device_line_counts_threads_in_words():
+    from specc.train.loop import device_name
+    before = torch.get_num_threads()
+    try:
+        for threads, words in ((1, "cpu (1 thread)"), (2, "cpu (2 threads)")):
+            torch.set_num_threads(threads)
+            assert device_name(torch.device("cpu")) == words
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_a_long_step_is_measured_at_a_smaller_batch_and_scaled(tiny_spec, fake_data, tmp_path, monkeypatch):
