@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from .expand import CheckNode, LayerNode, MergeNode, SeqNode
+from .registry import REGISTRY
 
 FLOAT32, BFLOAT16, INT64 = 4, 2, 8
 OPTIMIZERS = ("sgd", "adam", "adamw")  # what the recipe's `optimizer` allows (train.schema.json)
@@ -84,25 +85,26 @@ def training_memory(net, batch: int, *, optimizer: str = "sgd", momentum: float 
     return step.run(states, optimizer, momentum)
 
 
-# On the CPU, PyTorch's channels_last BatchNorm vectorises across channels: below this many it runs
-# 3-9x slower than in NCHW (bench/memory_format.py; docs/training.md, "Memory format").
-CPU_CHANNELS_LAST_MIN_BN = 16
-
-
 def train_channels_last(net, device_type: str) -> bool:
     """Whether specc's loop trains `net` in channels_last on a device of this type by default: a fixed
     rule, not a timing, so that the same command gives the same weights.
 
     CUDA: always (cuDNN's tensor-core kernels want NHWC). The CPU: oneDNN's convolutions are faster
-    on it too, 1.1-2x per step for 7 of the 8 d2l specs on a 2-core CPU, except where a BatchNorm
-    normalises fewer than CPU_CHANNELS_LAST_MIN_BN channels (LeNet-BN's 6: 0.82x). Only image inputs.
+    on it too, 1.1-2x per step for 7 of the 8 d2l specs on a 2-core CPU, except where a layer's kind
+    is slower in channels_last below its registry entry's `cpu_channels_last_min` channels (BatchNorm:
+    16; LeNet-BN's 6 made a step 0.82x). Only image inputs.
     """
     if len(net.input_shape) != 3 or device_type not in ("cuda", "cpu"):
         return False
     if device_type == "cuda":
         return True
-    return not any(row.kind == "bn" and len(row.output_shape) == 3 and row.output_shape[0] < CPU_CHANNELS_LAST_MIN_BN
+    return not any(len(row.output_shape) == 3 and row.output_shape[0] < _cpu_channels_last_min(row.kind)
                    for row in net.layers)
+
+
+def _cpu_channels_last_min(kind: str) -> int:
+    layer = REGISTRY.get(kind)  # merge rows (add, concat, ...) have no such limit
+    return layer.cpu_channels_last_min if layer is not None else 0
 
 
 def optimizer_label(optimizer: str, momentum: float) -> str:

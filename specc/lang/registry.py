@@ -175,6 +175,9 @@ class LayerKind(NamedTuple):
     aliases: tuple[str, ...] = ()
     saves: Saves = KEEPS_INPUT  # what backward needs of it (most layers' gradients need their input)
     figure: Figure = Figure()  # how `specc draw` shows it
+    # On the CPU, below this many channels PyTorch's channels_last kernel for the kind is slower than
+    # NCHW's, so specc train keeps such a network in NCHW there (lang.memory.train_channels_last); 0: never.
+    cpu_channels_last_min: int = 0
 
     def arg(self, name: str) -> Arg | None:
         return next((a for a in self.args if a.name == name), None)
@@ -358,6 +361,8 @@ register(LayerKind(
           Arg("stats", "bool", True), Arg("in", "int", None, 1)),
     shape=bn_shape, cost=bn_cost, aliases=("batchnorm",), figure=Figure("norm", lambda a: "batch norm"),
     saves=Saves(input=True, extra=lambda a, s, out, batch: 8 * s[0]),  # and the batch's mean and 1/std
+    # its channels_last CPU kernel vectorises across channels: 3-9x slower below 16 (bench/memory_format.py)
+    cpu_channels_last_min=16,
     build=lambda nn, a, s: (nn.BatchNorm2d if len(s) == 3 else nn.BatchNorm1d)(
         s[0], a.eps, a.momentum, a.affine, a.stats)))
 

@@ -9,6 +9,7 @@ import math
 import re
 from pathlib import Path
 
+from ..lang.errors import shape_str
 from ..tools.summary import human_count
 
 # An epoch estimated above this gets a line saying what would shorten it.
@@ -27,10 +28,6 @@ def plural(n: int, word: str) -> str:
     return f"{n:,} {word}es" if word.endswith("s") else f"{n:,} {word}s"
 
 
-def shape_text(shape) -> str:
-    return "x".join(map(str, shape))
-
-
 def duration(seconds: float) -> str:
     if seconds < 60:
         return f"{seconds:.1f} s"
@@ -42,7 +39,7 @@ def duration(seconds: float) -> str:
 
 
 def network_line(net) -> str:
-    return (f"network  {net.name} ({net.path}): {shape_text(net.input_shape)} -> {shape_text(net.output_shape)}, "
+    return (f"network  {net.name} ({net.path}): {shape_str(net.input_shape)} -> {shape_str(net.output_shape)}, "
             f"{net.param_count:,} params, {human_count(net.macs)} MACs/sample")
 
 
@@ -59,7 +56,7 @@ def recipe_line(recipe: dict, init_from: str | None) -> str:
 def data_line(dataset, notes: tuple[str, ...]) -> str:
     adapted = f" ({'; '.join(notes)})" if notes else ""  # each note is plain text: no nested parentheses
     return (f"data     {dataset.name} from {dataset.source}: {len(dataset.train_labels):,} train / "
-            f"{len(dataset.test_labels):,} test, {shape_text(dataset.sample_shape)}{adapted}")
+            f"{len(dataset.test_labels):,} test, {shape_str(dataset.sample_shape)}{adapted}")
 
 
 def measuring_line(batch: int, full_batch: int, full_step_guess: float) -> str:
