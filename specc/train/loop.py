@@ -10,6 +10,7 @@ including batch preparation.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
 import sys
@@ -356,7 +357,7 @@ class Run:
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
-    @property
+    @functools.cached_property  # read by prepare() at every step: the rule walks the network's layers once
     def channels_last(self) -> bool:
         """Activations and weights in channels_last (NHWC) memory format (the rule: train_channels_last)."""
         wanted = self.options.channels_last
